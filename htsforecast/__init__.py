@@ -1,0 +1,54 @@
+"""htsforecast: hierarchical and grouped time-series forecasting.
+
+Describe the structure once (``Hierarchy.from_formula("(state / county) * floor")``), fit a base
+forecaster at every node (:func:`forecast`), reconcile the forecasts so they add up
+(:func:`reconcile`), and pick the best method per level by rolling-origin cross-validation
+(:func:`cross_validate`).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from htsforecast.errors import (
+    DataError,
+    FormulaError,
+    HierarchyError,
+    HTSError,
+    ReconciliationError,
+)
+
+__version__ = "0.1.0"
+
+# Public names resolved lazily so that ``import htsforecast`` stays cheap (statsforecast, prophet
+# and matplotlib are only imported by the functions that need them).
+_LAZY = {
+    "Hierarchy": "htsforecast.hierarchy",
+    "forecast": "htsforecast.forecast",
+    "BaseForecasts": "htsforecast.forecast",
+    "reconcile": "htsforecast.reconcile",
+    "Reconciled": "htsforecast.reconcile",
+    "cross_validate": "htsforecast.evaluate",
+    "select_best": "htsforecast.evaluate",
+}
+
+__all__ = [
+    "HTSError",
+    "HierarchyError",
+    "FormulaError",
+    "DataError",
+    "ReconciliationError",
+    "__version__",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'htsforecast' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

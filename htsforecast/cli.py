@@ -1,0 +1,93 @@
+"""Command-line interface: ``htsforecast <command> ...``.
+
+Argument parsing only; every command calls the public API. Each subcommand is a pair of
+functions, ``_add_<name>_parser(subparsers)`` (registers its options and sets ``func``) and
+``_cmd_<name>(args) -> int`` (does the work); add a command by writing that pair and listing the
+first in :data:`_SUBCOMMANDS`.
+
+Errors raised on purpose (:class:`~htsforecast.errors.HTSError`) and file errors (``OSError``)
+end the program with one line ``htsforecast: error: <message>`` on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from htsforecast import __version__
+from htsforecast.errors import HTSError
+
+__all__ = ["build_parser", "main"]
+
+PROG = "htsforecast"
+
+
+def _add_datasets_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "datasets",
+        help="list the bundled data sets with their shapes",
+        description="List the bundled data sets: frequency, hierarchy formula, number of "
+        "bottom series and of all nodes, periods, rows of bottom-level data.",
+    )
+    p.add_argument(
+        "--format",
+        choices=("table", "csv"),
+        default="table",
+        help="output format (default: table)",
+    )
+    p.set_defaults(func=_cmd_datasets)
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from htsforecast.datasets import list_datasets
+
+    table = list_datasets()
+    if args.format == "csv":
+        sys.stdout.write(table.to_csv(index=False))
+    else:
+        sys.stdout.write(table.to_string(index=False) + "\n")
+    return 0
+
+
+#: Registration functions of the subcommands, in the order ``--help`` shows them.
+_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_datasets_parser]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Hierarchical and grouped time-series forecasting.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for add in _SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    Returns
+    -------
+    int
+        0 on success, 2 on a usage error or an :class:`~htsforecast.errors.HTSError` /
+        ``OSError`` (reported as one line on stderr, no traceback).
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage error, --help or --version: argparse already printed
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args))
+    except (HTSError, OSError) as exc:
+        message = " ".join(str(exc).split())  # one line, whatever the exception text holds
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,477 @@
+"""The :class:`Hierarchy`: nodes, levels and the sparse summing matrix ``S``.
+
+A hierarchy is described once by a formula (``"(state / county) * floor"``); the nodes are the key
+combinations that occur in the data. ``S`` maps bottom series to every node:
+``y_all = S @ y_bottom``, with the bottom rows last so that ``S[-n_bottom:]`` is the identity.
+
+References
+----------
+Hyndman, R. J. & Athanasopoulos, G. (2021). *Forecasting: Principles and Practice*, 3rd ed.,
+ch. 11 "Forecasting hierarchical or grouped time series".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from htsforecast import validation as v
+from htsforecast._formula import ParsedFormula, parse_formula
+from htsforecast.errors import DataError, HierarchyError
+
+__all__ = ["Hierarchy", "AGGREGATED", "TOTAL"]
+
+AGGREGATED = "<aggregated>"
+TOTAL = "total"
+
+
+@dataclass(frozen=True)
+class _Structure:
+    """The nodes of a fitted hierarchy (immutable)."""
+
+    S: sp.csr_matrix
+    node_ids: tuple[str, ...]
+    levels: dict[str, list[str]]
+    keys: pd.DataFrame
+    bottom_keys: pd.DataFrame  # one row per bottom node, key columns as str, index = bottom id
+
+
+class Hierarchy:
+    """A hierarchical or grouped structure of time series.
+
+    Create one with :meth:`from_formula` (then :meth:`aggregate` your bottom-level data) or
+    :meth:`from_nixtla`. After that it exposes ``S``, ``node_ids``, ``bottom_ids``, ``levels``,
+    ``level_of``, ``keys`` and ``is_strict``.
+
+    Examples
+    --------
+    >>> hier = Hierarchy.from_formula("(state / county) * floor")
+    >>> Y = hier.aggregate(df, time_col="ds", target_col="y", freq="MS")  # doctest: +SKIP
+    >>> hier.S.shape  # doctest: +SKIP
+    (n_nodes, n_bottom)
+    """
+
+    def __init__(self, formula: ParsedFormula | None = None) -> None:
+        self._formula = formula
+        self._structure: _Structure | None = None
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_formula(cls, formula: str) -> Hierarchy:
+        """Build an (unfitted) hierarchy from a formula: ``/`` nests, ``*`` crosses.
+
+        Parameters
+        ----------
+        formula : str
+            E.g. ``"state / county"``, ``"(state / county) * floor"``,
+            ``"gender * legal * state"``, ``"(state / zone / region) * purpose"``.
+
+        Raises
+        ------
+        FormulaError
+            Naming the position and the reason of the problem.
+        """
+        return cls(parse_formula(formula))
+
+    @classmethod
+    def from_nixtla(cls, S_df: pd.DataFrame, tags: Mapping[str, Sequence[str]]) -> Hierarchy:
+        """Build a hierarchy from hierarchicalforecast's ``(S_df, tags)``.
+
+        Parameters
+        ----------
+        S_df : DataFrame
+            ``unique_id`` column (or index) plus one 0/1 column per bottom series.
+        tags : dict
+            Level name -> node ids of that level.
+        """
+        if "unique_id" in S_df.columns:
+            S_df = S_df.set_index("unique_id")
+        bottom_ids = [str(c) for c in S_df.columns]
+        ids = [str(i) for i in S_df.index]
+        if len(set(ids)) != len(ids):
+            raise HierarchyError("S_df has duplicated unique_id rows.")
+        values = S_df.to_numpy()
+        if not np.isin(values, [0, 1]).all():
+            raise HierarchyError("S_df must contain only 0/1 entries.")
+        missing = [b for b in bottom_ids if b not in set(ids)]
+        if missing:
+            raise HierarchyError(
+                f"S_df columns {v.format_examples(missing)} have no row of their own in S_df."
+            )
+        order = [i for i in ids if i not in set(bottom_ids)] + bottom_ids
+        S = sp.csr_matrix(S_df.loc[order].to_numpy(dtype=float))
+        if (S[-len(bottom_ids) :] != sp.identity(len(bottom_ids), format="csr")).nnz:
+            raise HierarchyError("the rows of S_df's bottom series are not the identity.")
+        levels = {str(k): [str(x) for x in vals] for k, vals in tags.items()}
+        _check_levels_cover(levels, order)
+        keys = pd.DataFrame(
+            {"level": [_level_lookup(levels)[i] for i in order]},
+            index=pd.Index(order, name="unique_id"),
+        )
+        hier = cls(None)
+        hier._structure = _Structure(S, tuple(order), levels, keys, pd.DataFrame(index=bottom_ids))
+        return hier
+
+    # ------------------------------------------------------------------ attributes
+    @property
+    def formula(self) -> str | None:
+        """The formula this hierarchy was built from (None for :meth:`from_nixtla`)."""
+        return None if self._formula is None else self._formula.formula
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Key columns named in the formula, in formula order."""
+        return () if self._formula is None else self._formula.columns
+
+    @property
+    def level_names(self) -> list[str]:
+        """Level names, top to bottom (``"total"``, ``"state"``, ``"state/county"`` ...)."""
+        if self._structure is not None:
+            return list(self._structure.levels)
+        assert self._formula is not None
+        return [_level_name(lv) for lv in self._formula.levels]
+
+    def _fitted(self) -> _Structure:
+        if self._structure is None:
+            raise HierarchyError(
+                "this Hierarchy has no nodes yet: call hier.aggregate(df) on bottom-level data "
+                "first (nodes are the key combinations that occur in the data)."
+            )
+        return self._structure
+
+    @property
+    def S(self) -> sp.csr_matrix:
+        """Summing matrix, scipy CSR of shape (n_nodes, n_bottom), bottom rows last."""
+        return self._fitted().S
+
+    @property
+    def node_ids(self) -> list[str]:
+        """All node ids, level by level from the total to the bottom."""
+        return list(self._fitted().node_ids)
+
+    @property
+    def bottom_ids(self) -> list[str]:
+        """Bottom node ids (the last ``n_bottom`` entries of :attr:`node_ids`)."""
+        st = self._fitted()
+        return list(st.node_ids[-st.S.shape[1] :])
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes (rows of ``S``)."""
+        return self._fitted().S.shape[0]
+
+    @property
+    def n_bottom(self) -> int:
+        """Number of bottom series (columns of ``S``)."""
+        return self._fitted().S.shape[1]
+
+    @property
+    def levels(self) -> dict[str, list[str]]:
+        """Level name -> node ids, top to bottom (Nixtla's ``tags``)."""
+        return {k: list(val) for k, val in self._fitted().levels.items()}
+
+    @property
+    def level_of(self) -> dict[str, str]:
+        """Node id -> level name."""
+        return _level_lookup(self._fitted().levels)
+
+    @property
+    def keys(self) -> pd.DataFrame:
+        """Key table: index = node id, a column per key (``"<aggregated>"`` where summed over)
+        and a ``level`` column."""
+        return self._fitted().keys.copy()
+
+    @property
+    def is_strict(self) -> bool:
+        """True when the hierarchy is a tree: each level partitions the bottom series and refines
+        the level above it. Grouped structures (crossings) are not strict."""
+        st = self._fitted()
+        return _is_strict(st.S, st.levels, st.node_ids)
+
+    def __repr__(self) -> str:
+        head = f"Hierarchy({self.formula!r})" if self._formula else "Hierarchy(from_nixtla)"
+        if self._structure is None:
+            return f"{head} [no nodes yet]"
+        sizes = ", ".join(f"{k}: {len(val)}" for k, val in self._structure.levels.items())
+        return f"{head} with {self.n_nodes} nodes ({sizes})"
+
+    # ------------------------------------------------------------------ aggregation
+    def aggregate(
+        self,
+        df: pd.DataFrame,
+        time_col: str = "ds",
+        target_col: str = "y",
+        freq: str | None = None,
+        fill: str | None = None,
+    ) -> pd.DataFrame:
+        """Sum bottom-level data to every node of the hierarchy.
+
+        Parameters
+        ----------
+        df : DataFrame
+            Bottom-level long data: one row per key combination and time, with every formula
+            column, ``time_col`` and ``target_col``.
+        time_col, target_col : str
+            Names of the date and value columns.
+        freq : str, optional
+            Pandas frequency alias (``"MS"``, ``"QS"``, ``"D"`` ...). When given, every date must
+            lie on it and the time grid is every period from the first to the last date. Without
+            it, the grid is the set of dates that occur in the data.
+        fill : {None, "zero"}
+            Gap policy. ``None`` (default): a bottom series missing any date of the grid is an
+            error naming it. ``"zero"``: missing (series, date) cells count as 0, the right choice
+            when absence means "nothing happened" (sales, counts).
+
+        Returns
+        -------
+        DataFrame
+            Long ``unique_id, ds, y`` for every node, nodes in :attr:`node_ids` order, dates
+            ascending.
+
+        Raises
+        ------
+        DataError
+            Missing columns, NaN keys, NaN or non-numeric target, duplicate (keys, date) rows,
+            dates off ``freq``, gaps (with ``fill=None``).
+        HierarchyError
+            A child key under two parents of a nested part of the formula, or data whose
+            bottom series differ from those this hierarchy was built on.
+        """
+        if self._formula is None:
+            raise HierarchyError("aggregate needs a formula; this Hierarchy came from S_df/tags.")
+        if fill not in (None, "zero"):
+            raise DataError(f"fill must be None or 'zero', got {fill!r}.")
+        keys = list(self._formula.columns)
+        v.require_columns(df, [*keys, time_col, target_col])
+        v.check_target(df, target_col)
+        dates = v.to_datetime(df, time_col)
+        row_codes, bottom_keys = _factorize_keys(df, keys)
+        _check_nesting(bottom_keys, self._formula.nestings)
+        structure = self._structure_for(bottom_keys)
+        bottom_ids = _node_ids(bottom_keys, keys)
+        pos = pd.Index(structure.node_ids[-structure.S.shape[1] :]).get_indexer(bottom_ids)
+        codes = pos[row_codes]
+        grid = (
+            v.check_on_freq(dates, freq, time_col)
+            if freq
+            else pd.DatetimeIndex(pd.unique(dates)).sort_values()
+        )
+        t_codes = grid.get_indexer(pd.DatetimeIndex(dates))
+        _check_duplicate_cells(df, codes * len(grid) + t_codes, [*keys, time_col])
+        Yb = np.full((structure.S.shape[1], len(grid)), np.nan)
+        Yb[codes, t_codes] = df[target_col].to_numpy(dtype=float)
+        if fill is None:
+            hint = (
+                "Pass fill='zero' if a missing row means zero, or complete the data first."
+                if freq
+                else "Every bottom series must have every date that occurs in the data; pass "
+                "fill='zero' if a missing row means zero."
+            )
+            v.check_gaps(~np.isnan(Yb), self.bottom_ids, grid, hint)
+        else:
+            Yb = np.nan_to_num(Yb, nan=0.0)
+        return _long_frame(structure, structure.S @ Yb, grid)
+
+    def _structure_for(self, bottom_keys: pd.DataFrame) -> _Structure:
+        st = self._structure
+        new_ids = _node_ids(bottom_keys, list(self.columns))
+        if st is None:
+            self._structure = _build_structure(self._formula, bottom_keys)  # type: ignore[arg-type]
+            return self._structure
+        known = set(st.node_ids[-st.S.shape[1] :])
+        unknown = [i for i in new_ids if i not in known]
+        if unknown:
+            raise HierarchyError(
+                f"data has bottom series this Hierarchy was not built on: "
+                f"{v.format_examples(unknown)}. Create a new Hierarchy for new data."
+            )
+        return st
+
+    # ------------------------------------------------------------------ interop
+    def to_nixtla(self) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """Return ``(S_df, tags)`` as hierarchicalforecast expects.
+
+        ``S_df`` is dense (hierarchicalforecast's format); use :attr:`S` for large hierarchies.
+        """
+        st = self._fitted()
+        S_df = pd.DataFrame(st.S.toarray(), columns=self.bottom_ids)
+        S_df.insert(0, "unique_id", list(st.node_ids))
+        tags = {k: np.array(val, dtype=object) for k, val in st.levels.items()}
+        return S_df, tags
+
+
+# ---------------------------------------------------------------------- helpers
+def _level_name(level: tuple[str, ...]) -> str:
+    return "/".join(level) if level else TOTAL
+
+
+def _level_lookup(levels: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    return {node: name for name, nodes in levels.items() for node in nodes}
+
+
+def _check_levels_cover(levels: Mapping[str, Sequence[str]], ids: Sequence[str]) -> None:
+    lookup = _level_lookup(levels)
+    missing = [i for i in ids if i not in lookup]
+    if missing:
+        raise HierarchyError(f"node(s) {v.format_examples(missing)} are in S_df but in no tag.")
+    extra = [i for i in lookup if i not in set(ids)]
+    if extra:
+        raise HierarchyError(f"tag node(s) {v.format_examples(extra)} are not rows of S_df.")
+
+
+def _factorize_keys(df: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Code of each row's bottom key combination and the sorted table of distinct combinations.
+
+    Raises a :class:`DataError` naming the column and rows when a key is missing (NaN/None).
+    """
+    col_codes, col_values = [], []
+    for col in keys:
+        codes, uniques = pd.factorize(df[col], use_na_sentinel=True)
+        if (codes < 0).any():
+            bad = df.index[codes < 0]
+            raise DataError(
+                f"key column '{col}' has {len(bad)} missing value(s), at row(s) "
+                f"{v.format_examples(bad)}. Drop those rows or give them a value."
+            )
+        col_codes.append(codes)
+        col_values.append(np.asarray(uniques).astype(str))
+    # one int64 per row (mixed radix), then a hash factorization: O(rows)
+    key = np.zeros(len(df), dtype=np.int64)
+    for codes, vals in zip(col_codes, col_values):
+        key = pd.factorize(key * len(vals) + codes)[0].astype(np.int64)  # compress: no overflow
+    inverse, first = _factorize_first(key)
+    table = pd.DataFrame(
+        {c: vals[codes[first]] for c, codes, vals in zip(keys, col_codes, col_values)}
+    )
+    order = np.lexsort([table[c].to_numpy() for c in reversed(keys)])
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inverse], table.iloc[order].reset_index(drop=True)
+
+
+def _factorize_first(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of ``key`` (first-appearance order) and the row of each code's first appearance."""
+    inverse, uniques = pd.factorize(key)
+    first = np.full(len(uniques), -1, dtype=np.int64)
+    first[inverse[::-1]] = np.arange(len(key))[::-1]
+    return inverse, first
+
+
+def _check_duplicate_cells(df: pd.DataFrame, cell: np.ndarray, cols: list[str]) -> None:
+    """Raise if two rows fall in the same (bottom series, date) cell."""
+    inverse, _ = pd.factorize(cell)
+    counts = np.bincount(inverse)
+    if (counts > 1).any():
+        dup = counts[inverse] > 1
+        rows = df.index[dup]
+        first = df.loc[rows[0], cols].to_dict()
+        raise DataError(
+            f"{int(dup.sum())} rows share the same ({', '.join(cols)}) values, e.g. rows "
+            f"{v.format_examples(rows)} ({first}). Sum or deduplicate them first."
+        )
+
+
+def _node_ids(table: pd.DataFrame, cols: Sequence[str]) -> list[str]:
+    """``key=value`` path ids for the rows of ``table`` over ``cols`` (``total`` when empty)."""
+    if not cols:
+        return [TOTAL] * len(table)
+    out = pd.Series([""] * len(table), index=table.index, dtype=object)
+    for i, c in enumerate(cols):
+        part = c + "=" + table[c].astype(str)
+        out = part if i == 0 else out + "/" + part
+    return out.tolist()
+
+
+def _build_structure(formula: ParsedFormula, bottom_keys: pd.DataFrame) -> _Structure:
+    """Enumerate the nodes of every level and the sparse S (COO -> CSR)."""
+    keys = list(formula.columns)
+    n_b = len(bottom_keys)
+    rows, cols, node_ids, key_rows, levels = [], [], [], [], {}
+    offset = 0
+    b_index = np.arange(n_b)
+    for level in formula.levels:
+        name = _level_name(level)
+        if level:
+            g = bottom_keys.groupby(list(level), sort=True, observed=True)
+            codes = g.ngroup().to_numpy()
+            table = g.size().reset_index()[list(level)]
+        else:
+            codes = np.zeros(n_b, dtype=np.int64)
+            table = pd.DataFrame(index=[0])
+        if len(level) == len(keys):  # bottom: keep the order of bottom_keys (identity block)
+            codes, table = b_index, bottom_keys[keys]
+        ids = _node_ids(table, level)
+        rows.append(codes + offset)
+        cols.append(b_index)
+        node_ids.extend(ids)
+        levels[name] = ids
+        kt = pd.DataFrame(
+            {c: table[c].to_numpy() if c in level else AGGREGATED for c in keys},
+            index=np.arange(len(ids)),
+        )
+        kt["level"] = name
+        key_rows.append(kt)
+        offset += len(ids)
+    S = sp.csr_matrix(
+        (np.ones(n_b * len(formula.levels)), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(offset, n_b),
+    )
+    keys_df = pd.concat(key_rows, ignore_index=True)
+    keys_df.index = pd.Index(node_ids, name="unique_id")
+    bk = bottom_keys.copy()
+    bk.index = pd.Index(levels[_level_name(formula.levels[-1])], name="unique_id")
+    return _Structure(S, tuple(node_ids), levels, keys_df, bk)
+
+
+def _check_nesting(work: pd.DataFrame, nestings: Sequence[tuple[tuple[str, ...], str]]) -> None:
+    """A nested child value (e.g. a county code) must sit under exactly one parent."""
+    for parents, child in nestings:
+        pairs = work[[*parents, child]].drop_duplicates()
+        counts = pairs.groupby(child, sort=True).size()
+        bad = counts[counts > 1]
+        if len(bad):
+            value = bad.index[0]
+            under = pairs.loc[pairs[child] == value, list(parents)]
+            shown = ["/".join(f"{p}={r[p]}" for p in parents) for _, r in under.head(5).iterrows()]
+            raise HierarchyError(
+                f"'{child}' is nested in ({', '.join(parents)}) but {child}={value!r} appears "
+                f"under {len(under)} parents: {', '.join(shown)} ({len(bad)} such {child} "
+                f"value(s) in all). Make {child} values unique (e.g. prefix them with the "
+                f"parent), or cross instead of nest ('*')."
+            )
+
+
+def _long_frame(st: _Structure, values: np.ndarray, grid: pd.DatetimeIndex) -> pd.DataFrame:
+    n, T = values.shape
+    return pd.DataFrame(
+        {
+            "unique_id": np.repeat(np.asarray(st.node_ids, dtype=object), T),
+            "ds": np.tile(grid.to_numpy(), n),
+            "y": values.ravel(),
+        }
+    )
+
+
+def _is_strict(
+    S: sp.csr_matrix, levels: Mapping[str, Sequence[str]], node_ids: Sequence[str]
+) -> bool:
+    """Each level partitions the bottoms and refines the previous level."""
+    index = {n: i for i, n in enumerate(node_ids)}
+    S = S.tocsr()
+    prev: np.ndarray | None = None
+    for nodes in levels.values():
+        block = S[[index[n] for n in nodes]]
+        if not np.array_equal(np.asarray(block.sum(axis=0)).ravel(), np.ones(S.shape[1])):
+            return False
+        assign = np.asarray(block.argmax(axis=0)).ravel()  # the node of each bottom
+        if prev is not None:
+            # refinement: each node of this level maps to exactly one node of the previous level
+            pairs = np.unique(np.stack([assign, prev]), axis=1)
+            if len(np.unique(pairs[0])) != pairs.shape[1]:
+                return False
+        prev = assign
+    return True

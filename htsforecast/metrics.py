@@ -1,0 +1,275 @@
+"""Forecast accuracy metrics: small pure numpy functions.
+
+Conventions shared by every metric
+----------------------------------
+* Arrays are aligned on their **last axis, the forecast horizon**: ``y`` and ``yhat`` have shape
+  ``(h,)`` for one series or ``(n_series, h)`` for many. Each metric averages over the last axis,
+  so a 1-D input returns a ``float`` and an ``(n, h)`` input returns an array of shape ``(n,)``
+  (one score per series). Average those per-series scores to summarise a level, as fpp3 does.
+* Missing values: ``NaN`` in ``y`` (an actual that was not observed) is skipped, as fable's
+  ``na.rm = TRUE``. A series with no observed actual scores ``NaN``.
+* Scaled errors (:func:`mase`, :func:`rmsse`) follow fabletools exactly: the scale is the
+  in-sample mean absolute (MASE) or mean squared (RMSSE) error of the seasonal-naive forecast
+  with period ``m``, i.e. of the lag-``m`` differences ``y_t - y_{t-m}`` of the training series
+  (``m = 1`` gives the naive, random-walk scale). ``NaN`` in the training series (e.g. padding for
+  unequal lengths) is ignored.
+* Zero scale: a training series whose lag-``m`` differences are all zero (a constant or exactly
+  periodic series) has scale 0. The scaled error is then ``inf`` when the forecast errs and
+  ``NaN`` when it is exact, the IEEE result of ``x / 0`` that R/fable also gives; no warning is
+  emitted. Callers that average over series should decide whether to drop such series.
+
+References
+----------
+Hyndman, R.J. & Athanasopoulos, G. (2021) *Forecasting: principles and practice*, 3rd ed.,
+sections 5.8 (point accuracy), 5.9 (distributional accuracy) and 11.4 (Table 11.3, CRPS skill).
+Gneiting, T. & Raftery, A.E. (2007) Strictly proper scoring rules, JASA 102, 359-378.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.special import ndtr
+
+from htsforecast.errors import DataError
+
+__all__ = [
+    "mae",
+    "rmse",
+    "mse",
+    "mase",
+    "rmsse",
+    "smape",
+    "bias",
+    "coverage",
+    "crps_gaussian",
+    "crps_sample",
+    "seasonal_naive_scale",
+    "skill_score",
+    "METRICS",
+    "SCALED_METRICS",
+]
+
+
+def _pair(y: ArrayLike, yhat: ArrayLike, name: str) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(y, dtype=float)
+    b = np.asarray(yhat, dtype=float)
+    if a.shape != b.shape:
+        raise DataError(
+            f"{name}: actuals have shape {a.shape} but forecasts have shape {b.shape}; "
+            "align them on the horizon (last) axis first."
+        )
+    if a.ndim == 0:
+        raise DataError(f"{name}: expected arrays with a horizon axis, got scalars.")
+    return a, b
+
+
+def _mean_last(x: np.ndarray) -> float | np.ndarray:
+    """Mean over the last axis ignoring NaN; all-NaN rows give NaN without a warning."""
+    ok = ~np.isnan(x)
+    n = ok.sum(axis=-1)
+    total = np.where(ok, x, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+def _divide(num: float | np.ndarray, den: float | np.ndarray) -> float | np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.asarray(num, dtype=float) / np.asarray(den, dtype=float)
+    return float(out) if out.ndim == 0 else out
+
+
+def mae(y: ArrayLike, yhat: ArrayLike) -> float | np.ndarray:
+    """Mean absolute error ``mean(|y - yhat|)`` over the horizon (last) axis."""
+    a, b = _pair(y, yhat, "mae")
+    return _mean_last(np.abs(a - b))
+
+
+def mse(y: ArrayLike, yhat: ArrayLike) -> float | np.ndarray:
+    """Mean squared error ``mean((y - yhat)**2)`` over the horizon (last) axis."""
+    a, b = _pair(y, yhat, "mse")
+    return _mean_last((a - b) ** 2)
+
+
+def rmse(y: ArrayLike, yhat: ArrayLike) -> float | np.ndarray:
+    """Root mean squared error ``sqrt(mean((y - yhat)**2))`` over the horizon (last) axis."""
+    return np.sqrt(mse(y, yhat))
+
+
+def bias(y: ArrayLike, yhat: ArrayLike) -> float | np.ndarray:
+    """Mean forecast error ``mean(yhat - y)``: positive means over-forecasting.
+
+    Note the sign: fable's ``ME`` is ``mean(y - yhat)``, the negative of this.
+    """
+    a, b = _pair(y, yhat, "bias")
+    return _mean_last(b - a)
+
+
+def smape(y: ArrayLike, yhat: ArrayLike) -> float | np.ndarray:
+    """Symmetric MAPE in percent, ``mean(200 |y - yhat| / (|y| + |yhat|))`` (fable's ``sMAPE``).
+
+    A step where both ``y`` and ``yhat`` are 0 is a perfect forecast and scores 0 (instead of
+    the ``0/0`` NaN), so all-zero intermittent series do not poison a level's average.
+    """
+    a, b = _pair(y, yhat, "smape")
+    den = np.abs(a) + np.abs(b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        terms = np.where(den > 0, 200.0 * np.abs(a - b) / den, 0.0)
+    terms = np.where(np.isnan(a) | np.isnan(b), np.nan, terms)
+    return _mean_last(terms)
+
+
+def seasonal_naive_scale(y_train: ArrayLike, m: int = 1, power: int = 1) -> float | np.ndarray:
+    """In-sample seasonal-naive error used to scale MASE (``power=1``) and RMSSE (``power=2``).
+
+    ``mean(|y_t - y_{t-m}| ** power)`` over ``t = m+1 .. T`` along the last axis, ignoring NaN.
+    Series shorter than ``m + 1`` observations give NaN.
+
+    Parameters
+    ----------
+    y_train : array, shape (T,) or (n_series, T)
+        Training (in-sample) values, oldest first. Pad unequal lengths with NaN.
+    m : int
+        Seasonal period (4 for quarterly, 12 for monthly, 1 for the naive scale).
+    power : {1, 2}
+        1 for mean absolute, 2 for mean squared differences.
+    """
+    if int(m) != m or m < 1:
+        raise DataError(f"seasonal period m must be a positive integer, got {m!r}.")
+    x = np.asarray(y_train, dtype=float)
+    if x.shape[-1] <= m:
+        raise DataError(
+            f"the training series has {x.shape[-1]} observations but the seasonal-naive "
+            f"scale needs at least m + 1 = {m + 1}; use a smaller m or more history."
+        )
+    diffs = np.abs(x[..., m:] - x[..., :-m]) ** power
+    return _mean_last(diffs)
+
+
+def mase(y: ArrayLike, yhat: ArrayLike, y_train: ArrayLike, m: int = 1) -> float | np.ndarray:
+    """Mean absolute scaled error (Hyndman & Koehler 2006; fabletools ``MASE``).
+
+    ``MASE = mean(|y - yhat|) / mean(|y_t - y_{t-m}|)`` where the denominator is computed on
+    the training series (see :func:`seasonal_naive_scale`). A value below 1 beats the
+    in-sample one-step seasonal-naive forecast. Zero scale gives ``inf`` (or NaN for an exact
+    forecast), see the module notes.
+
+    Parameters
+    ----------
+    y, yhat : array, shape (h,) or (n_series, h)
+    y_train : array, shape (T,) or (n_series, T)
+    m : int
+        Seasonal period of the scaling seasonal-naive forecast.
+    """
+    return _divide(mae(y, yhat), seasonal_naive_scale(y_train, m, power=1))
+
+
+def rmsse(y: ArrayLike, yhat: ArrayLike, y_train: ArrayLike, m: int = 1) -> float | np.ndarray:
+    """Root mean squared scaled error (fabletools ``RMSSE``, the M5 measure).
+
+    ``RMSSE = sqrt(mean((y - yhat)**2) / mean((y_t - y_{t-m})**2))``, the squared-error analogue
+    of :func:`mase`; zero scale is handled the same way.
+    """
+    return np.sqrt(_divide(mse(y, yhat), seasonal_naive_scale(y_train, m, power=2)))
+
+
+def coverage(y: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> float | np.ndarray:
+    """Fraction of actuals inside the closed prediction interval ``[lo, hi]``.
+
+    Compare with the nominal level (0.8 for an 80 % interval). NaN actuals are skipped.
+    """
+    a, lo_ = _pair(y, lo, "coverage")
+    _, hi_ = _pair(y, hi, "coverage")
+    inside = ((a >= lo_) & (a <= hi_)).astype(float)
+    inside[np.isnan(a)] = np.nan
+    return _mean_last(inside)
+
+
+def crps_gaussian(y: ArrayLike, mu: ArrayLike, sigma: ArrayLike) -> float | np.ndarray:
+    """Continuous ranked probability score of a Gaussian forecast ``N(mu, sigma**2)``.
+
+    Closed form (Gneiting & Raftery 2007, eq. 21), with ``z = (y - mu) / sigma``::
+
+        CRPS = sigma * (z * (2 Phi(z) - 1) + 2 phi(z) - 1 / sqrt(pi))
+
+    ``sigma = 0`` reduces to the absolute error ``|y - mu|``. Averaged over the horizon axis like
+    the other metrics. Lower is better; same units as ``y``.
+    """
+    a, m = _pair(y, mu, "crps_gaussian")
+    s = np.broadcast_to(np.asarray(sigma, dtype=float), a.shape)
+    if np.any(s < 0):
+        raise DataError("crps_gaussian: sigma must be non-negative (a standard deviation).")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(s > 0, (a - m) / np.where(s > 0, s, 1.0), 0.0)
+    pdf = np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)
+    crps = s * (z * (2 * ndtr(z) - 1) + 2 * pdf - 1 / np.sqrt(np.pi))
+    crps = np.where(s > 0, crps, np.abs(a - m))
+    return _mean_last(crps)
+
+
+def crps_sample(y: ArrayLike, samples: ArrayLike, estimator: str = "pwm") -> float | np.ndarray:
+    """CRPS estimated from predictive sample paths (energy form).
+
+    ``CRPS = E|X - y| - 0.5 E|X - X'|`` with ``X, X'`` independent draws from the forecast.
+
+    * ``estimator="pwm"`` (default): the CRPS of the empirical distribution of the samples,
+      ``E|X - X'|`` averaged over all ``n**2`` ordered pairs (divisor ``n**2``). This is what
+      properscoring's ``crps_ensemble`` returns.
+    * ``estimator="fair"``: the unbiased ("fair", Ferro 2014) estimator of the CRPS of the
+      distribution the samples were drawn from: divisor ``n (n - 1)`` for the pair term.
+
+    Computed in ``O(n log n)`` per step by sorting (``sum_{i,j}|x_i - x_j| =
+    2 sum_i (2i - n - 1) x_(i)``).
+
+    Parameters
+    ----------
+    y : array, shape (h,) or (n_series, h)
+    samples : array, shape y.shape + (n_samples,)
+    estimator : {"pwm", "fair"}
+    """
+    a = np.asarray(y, dtype=float)
+    x = np.asarray(samples, dtype=float)
+    if x.shape[:-1] != a.shape:
+        raise DataError(
+            f"crps_sample: samples have shape {x.shape}, expected {a.shape} + (n_samples,)."
+        )
+    n = x.shape[-1]
+    if estimator not in ("pwm", "fair") or (estimator == "fair" and n < 2):
+        raise DataError(
+            f"crps_sample: estimator must be 'pwm' or 'fair' (fair needs >= 2 samples), "
+            f"got {estimator!r} with {n} samples."
+        )
+    term1 = np.abs(x - a[..., None]).mean(axis=-1)
+    xs = np.sort(x, axis=-1)
+    weights = 2 * np.arange(1, n + 1) - n - 1
+    pair_sum = 2 * (xs * weights).sum(axis=-1)  # sum over all ordered pairs |x_i - x_j|
+    denom = n * n if estimator == "pwm" else n * (n - 1)
+    return _mean_last(term1 - 0.5 * pair_sum / denom)
+
+
+def skill_score(score: ArrayLike, score_ref: ArrayLike) -> float | np.ndarray:
+    """Skill score ``1 - score / score_ref`` (fpp3 section 5.9, Table 11.3 uses CRPS vs snaive).
+
+    Positive when ``score`` beats the reference (1 is perfect), 0 when equal, negative when
+    worse. A zero reference score gives ``-inf`` / NaN, as IEEE division.
+    """
+    return 1.0 - _divide(score, score_ref)
+
+
+#: Every point metric by name. Scaled ones (:data:`SCALED_METRICS`) take
+#: ``f(y, yhat, y_train, m)``; the others ``f(y, yhat)``.
+METRICS: dict[str, Callable[..., float | np.ndarray]] = {
+    "mae": mae,
+    "mse": mse,
+    "rmse": rmse,
+    "smape": smape,
+    "bias": bias,
+    "mase": mase,
+    "rmsse": rmsse,
+}
+
+#: Names in :data:`METRICS` that need the training series and the seasonal period.
+SCALED_METRICS: frozenset[str] = frozenset({"mase", "rmsse"})
