@@ -40,6 +40,6 @@ def progress_bar(total: int, desc: str, enabled: bool) -> Any:
     """Return a tqdm bar counting ``total`` series, or a no-op stand-in when disabled."""
     if not enabled:
         return _NoBar()
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="series", leave=False, dynamic_ncols=True)

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, optimize, stats
+from scipy import linalg, optimize, special
 
 from htsforecast.errors import DataError
 from htsforecast.validation import format_examples, require_columns
@@ -129,8 +129,8 @@ class PoolingResult:
         For the radon survey, ``threshold=np.log(4)`` gives the probability that a home measures
         at or above the EPA action level of 4 pCi/L.
         """
-        z = (threshold - self.predict(data)) / self.summary["residual_sd"]
-        return stats.norm.sf(z)
+        z = (self.predict(data) - threshold) / self.summary["residual_sd"]
+        return special.ndtr(z)
 
     def _fallback_intercept(self, data: pd.DataFrame) -> np.ndarray:
         if self.how == "unpooled":
@@ -411,13 +411,17 @@ def _fit_pooled(d: _Design) -> tuple[dict[str, Any], pd.DataFrame]:
     return summary, groups
 
 
+def _group_sums(codes: np.ndarray, v: np.ndarray, n_groups: int) -> np.ndarray:
+    """(n_groups, k) column sums of ``v`` (n, k) within each group."""
+    sums = np.zeros((n_groups, v.shape[1]))
+    for j in range(v.shape[1]):
+        sums[:, j] = np.bincount(codes, weights=v[:, j], minlength=n_groups)
+    return sums
+
+
 def _group_means(d: _Design, v: np.ndarray) -> np.ndarray:
     """Per-group means of the columns of ``v`` (n,) or (n, k)."""
-    v2 = v.reshape(len(v), -1)
-    sums = np.column_stack(
-        [np.bincount(d.codes, weights=v2[:, j], minlength=len(d.labels)) for j in range(v2.shape[1])]
-    )
-    means = sums / d.n[:, None]
+    means = _group_sums(d.codes, v.reshape(len(v), -1), len(d.labels)) / d.n[:, None]
     return means if v.ndim == 2 else means[:, 0]
 
 
@@ -498,7 +502,8 @@ def _fit_unpooled_slopes(d: _Design) -> tuple[dict[str, Any], pd.DataFrame]:
         {"intercept": a, "intercept_se": a_se, p: b, f"{p}_se": b_se, f"{p}_shrinkage": 0.0}
     )
     groups["shrinkage"], groups["group_mean"] = 0.0, np.nan
-    summary = _unpooled_summary(d, np.nan_to_num(a, nan=np.nanmean(a)), np.array([np.nanmean(b)]), np.array([np.nan]), sigma)
+    # summary: unweighted means over the groups where the estimate exists
+    summary = _unpooled_summary(d, a, np.array([np.nanmean(b)]), np.array([np.nan]), sigma)
     return summary | {"slope_sd": float("inf"), "corr": float("nan")}, groups
 
 
@@ -516,10 +521,8 @@ def _ri_reml(d: _Design) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarr
     """
     X = np.column_stack([d.intercept_design(), d.x])
     n = d.n
-    sx = np.column_stack(
-        [np.bincount(d.codes, weights=X[:, j], minlength=len(n)) for j in range(X.shape[1])]
-    )
-    sy = np.bincount(d.codes, weights=d.y, minlength=len(n))
+    sx = _group_sums(d.codes, X, len(n))
+    sy = _group_sums(d.codes, d.y[:, None], len(n))[:, 0]
     xtx, xty, yty = X.T @ X, X.T @ d.y, float(d.y @ d.y)
     N, p = X.shape
 
@@ -538,8 +541,9 @@ def _ri_reml(d: _Design) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarr
         logdet_a = 2 * np.sum(np.log(np.diag(cho[0])))
         return (N - p) * np.log(rss / (N - p)) + float(np.sum(logdet_v)) + logdet_a
 
-    opt = optimize.minimize_scalar(criterion, bounds=(-20.0, 12.0), method="bounded",
-                                   options={"xatol": 1e-10})
+    opt = optimize.minimize_scalar(
+        criterion, bounds=(-20.0, 12.0), method="bounded", options={"xatol": 1e-10}
+    )
     beta, cho, rss, _ = parts(opt.x)
     s2 = rss / (N - p)
     cov = s2 * linalg.cho_solve(cho, np.eye(p))

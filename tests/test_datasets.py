@@ -88,6 +88,16 @@ def test_dataset_is_frozen(loaded):
         loaded["tourism"].formula = "state"
 
 
+def test_dataset_repr_and_identity_equality(loaded):
+    ds = loaded["prison"]
+    assert repr(ds) == (
+        "Dataset(name='prison', formula='state * gender * legal * indigenous', freq='QS', "
+        "season_length=4)"
+    )
+    assert ds == ds and ds != load_prison()  # identity: frames have no truth value
+    assert {ds: 1}[ds] == 1
+
+
 def test_formulas(loaded):
     assert loaded["tourism"].formula == "(state / region) * purpose"
     assert loaded["prison"].formula == "state * gender * legal * indigenous"
@@ -435,3 +445,20 @@ def test_labour_with_bare_child_labels_is_rejected(loaded):
     df["sex"] = df["sex"].str.split(", ").str[0]
     with pytest.raises(HierarchyError, match="sex='Females' appears under 8 parents"):
         Hierarchy.from_formula("state / sex / status").aggregate(df, freq="MS")
+
+
+def test_load_dataset_by_name(loaded):
+    from htsforecast.datasets import DATASETS, load_dataset
+
+    assert set(loaded) <= set(DATASETS)
+    pd.testing.assert_frame_equal(load_dataset("prison").data, loaded["prison"].data)
+    with pytest.raises(DataError, match=r"unknown data set 'tourismm'.*tourism_large"):
+        load_dataset("tourismm")
+
+
+def test_public_names():
+    import htsforecast.datasets as hd
+
+    for name in hd.__all__:
+        assert hasattr(hd, name), name
+    assert hd.load_radon_panel is not None and callable(hd.load_radon_survey)

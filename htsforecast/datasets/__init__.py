@@ -18,11 +18,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from htsforecast.datasets._base import AGGREGATED, Dataset
-
-try:  # TEMPORARY until _radon.py lands; must become a plain import
-    from htsforecast.datasets._radon import load_radon_panel, load_radon_survey
-except ImportError:  # pragma: no cover
-    load_radon_panel = load_radon_survey = None  # type: ignore[assignment]
+from htsforecast.datasets._radon import load_radon_panel, load_radon_survey
 from htsforecast.datasets._tables import load_labour, load_prison, load_tourism, load_tourism_large
 from htsforecast.errors import DataError
 
@@ -42,14 +38,36 @@ __all__ = [
 
 #: Registry of the time-series data sets: name -> loader. ``radon_panel`` is the default.
 DATASETS: dict[str, Callable[[], Dataset]] = {
-    **({"radon_panel": load_radon_panel} if load_radon_panel else {}),
+    "radon_panel": load_radon_panel,
     "tourism": load_tourism,
     "prison": load_prison,
     "tourism_large": load_tourism_large,
     "labour": load_labour,
 }
 
+#: Bundled tables that are not time series (listed by :func:`list_datasets`, not loadable by
+#: :func:`load_dataset`): name -> (loader, description).
+_TABLES: dict[str, tuple[Callable[[], pd.DataFrame], str]] = {
+    "radon_survey": (
+        load_radon_survey,
+        "REAL EPA State Residential Radon Survey (Gelman & Hill), one row per home, 9 states, "
+        "1987-89; the source of radon_panel",
+    ),
+}
+
 _FREQ_NAMES = {"QS": "quarterly", "MS": "monthly", "D": "daily", "W": "weekly", "YS": "yearly"}
+
+
+_COLUMNS = [
+    "name",
+    "frequency",
+    "formula",
+    "n_bottom",
+    "n_nodes",
+    "n_periods",
+    "rows",
+    "description",
+]
 
 
 def load_dataset(name: str) -> Dataset:
@@ -88,11 +106,13 @@ def list_datasets() -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per data set (registry order) with columns ``name``, ``frequency``,
-        ``formula``, ``n_bottom`` (bottom series), ``n_nodes`` (all series of the hierarchy),
-        ``n_periods``, ``rows`` (rows of the bottom-level long data) and ``description``.
+        One row per data set (registry order, then the cross-sectional tables) with columns
+        ``name``, ``frequency``, ``formula``, ``n_bottom`` (bottom series), ``n_nodes`` (all
+        series of the hierarchy), ``n_periods``, ``rows`` (rows of the bottom-level long data)
+        and ``description``. The counts are nullable integers, ``<NA>`` for a table that is not
+        a time series (``radon_survey``: ``frequency`` is ``"cross-sectional"``).
     """
-    records = []
+    records: list[dict[str, object]] = []
     for name, loader in DATASETS.items():
         ds = loader()
         records.append(
@@ -107,4 +127,17 @@ def list_datasets() -> pd.DataFrame:
                 "description": ds.description,
             }
         )
-    return pd.DataFrame.from_records(records)
+    for name, (loader, description) in _TABLES.items():
+        records.append(
+            {
+                "name": name,
+                "frequency": "cross-sectional",
+                "formula": "",
+                "rows": len(loader()),
+                "description": description,
+            }
+        )
+    table = pd.DataFrame.from_records(records, columns=_COLUMNS)
+    counts = ["n_bottom", "n_nodes", "n_periods", "rows"]
+    table[counts] = table[counts].astype("Int64")
+    return table

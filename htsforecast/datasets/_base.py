@@ -1,15 +1,16 @@
 """The :class:`Dataset` value object and the lookup of bundled data files.
 
 The repository's ``data/`` folder is installed as the package ``htsforecast._data`` (see
-``package-dir`` in ``pyproject.toml``). In a source checkout or an editable install that package
-may not be importable, so :func:`_data_path` falls back to ``<repo>/data``. Nothing here ever
-reads outside the package or the checkout (no network, no shared folders).
+``package-dir`` in ``pyproject.toml``; the folder has no ``__init__.py``, so it is a namespace
+package located with ``importlib.util.find_spec``). In a source checkout or an editable install
+that package may not be importable, so :func:`_data_path` falls back to ``<repo>/data``.
+Nothing here ever reads outside the package or the checkout (no network, no shared folders).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from importlib import resources
+import importlib.util
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +23,7 @@ __all__ = ["AGGREGATED", "Dataset"]
 AGGREGATED = "<aggregated>"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Dataset:
     """A bundled data set: bottom-level long data plus the formula of its hierarchy.
 
@@ -51,16 +52,20 @@ class Dataset:
         Maps every shipped label (rows and columns of ``S_ref``) to htsforecast key values:
         index = shipped label, one column per key column, :data:`AGGREGATED` where a key is
         summed over (the convention of ``Hierarchy.keys``).
+
+    Notes
+    -----
+    Equality and hashing are by identity (``eq=False``): frames have no scalar truth value.
     """
 
     name: str
-    data: pd.DataFrame
+    data: pd.DataFrame = field(repr=False)
     formula: str
     freq: str
     season_length: int
-    description: str
-    S_ref: pd.DataFrame | None = None
-    ref_keys: pd.DataFrame | None = None
+    description: str = field(repr=False)
+    S_ref: pd.DataFrame | None = field(default=None, repr=False)
+    ref_keys: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def key_columns(self) -> list[str]:
@@ -90,19 +95,20 @@ class Dataset:
 def _data_path(*parts: str) -> Path:
     """Path of a bundled data file, e.g. ``_data_path("tourism", "tourism.csv")``.
 
-    Looks in the installed package ``htsforecast._data`` first, then in ``<repo>/data``.
+    Looks in the installed package ``htsforecast._data`` first, then in ``<repo>/data`` (a
+    source checkout or an editable install, where ``htsforecast._data`` may not be importable).
 
     Raises
     ------
     DataError
         If the file is in neither place (a broken install).
     """
-    candidates: list[Path] = []
-    try:
-        root = resources.files("htsforecast._data")
-        candidates.append(Path(str(root.joinpath(*parts))))
-    except (ModuleNotFoundError, TypeError):
-        pass
+    try:  # the directories of the (namespace) package, whatever the install layout
+        spec = importlib.util.find_spec("htsforecast._data")
+    except ModuleNotFoundError:
+        spec = None
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    candidates = [Path(root).joinpath(*parts) for root in roots]
     candidates.append(Path(__file__).resolve().parents[2].joinpath("data", *parts))
     for path in candidates:
         if path.is_file():

@@ -105,7 +105,7 @@ def load_radon_panel() -> Dataset:
 def _read_dat(name: str, **kwargs) -> pd.DataFrame:
     df = pd.read_csv(_data_path("radon", name), skipinitialspace=True, **kwargs)
     df.columns = df.columns.str.strip()
-    for col in df.columns[df.dtypes == object]:
+    for col in df.select_dtypes("object").columns:
         df[col] = df[col].str.strip().replace("", np.nan)
     return df
 
@@ -155,9 +155,7 @@ def _county_labels(raw: pd.DataFrame, fips: pd.Series, cty: pd.DataFrame) -> dic
     table = pd.DataFrame({"state": raw["state2"], "fips": fips}).drop_duplicates("fips")
     table = table.sort_values("fips").set_index("fips")
     cty_names = cty.set_index("county_fips")["cty"]
-    table["name"] = [
-        names.get(f, cty_names.get(f, f"FIPS {f:05d}")) for f in table.index
-    ]
+    table["name"] = [names.get(f, cty_names.get(f, f"FIPS {f:05d}")) for f in table.index]
     shared = table["name"].duplicated(keep=False)
     table.loc[shared, "name"] = table.loc[shared, "name"] + " (" + table.loc[shared, "state"] + ")"
     still = table["name"].duplicated(keep=False)
@@ -178,9 +176,7 @@ def _cell_probabilities(survey: pd.DataFrame) -> pd.DataFrame:
 
     homes = survey[survey["floor"].isin(list(_FLOORS))]
     res = pooling.fit(homes, "log_radon ~ floor", group="county", nested_in="state")
-    cells = (
-        homes.groupby(["state", "county", "floor"]).size().rename("n").reset_index()
-    )
+    cells = homes.groupby(["state", "county", "floor"]).size().rename("n").reset_index()
     cells["p"] = np.round(res.exceedance(cells, np.log(_THRESHOLD_PCI)), 6)
     return cells.rename(columns={"floor": "floor_code"})
 

@@ -1,0 +1,497 @@
+"""Rolling-origin cross-validation of every model x reconciliation method, and method selection.
+
+Pipeline per window: cut the all-nodes long frame strictly at the cutoff -> :func:`forecast` ->
+:func:`reconcile` -> score each node against the held-out actuals -> average per level.
+
+Windows (expanding, fpp3 section 5.10 "time series cross-validation"): with ``T`` dates on the
+common time grid, window ``k = 0 .. n_windows - 1`` trains on every date up to and including the
+cutoff ``dates[T - h - 1 - (n_windows - 1 - k) * step]`` and is scored on the next ``h`` dates,
+so the last window's test period is the last ``h`` dates of ``Y``.
+
+Scores follow fpp3 (Table 11.2): a metric is computed per node over the ``h`` steps of a window;
+a level's score is the mean over its nodes; the ``"all"`` row is the mean over every node; window
+scores are then averaged over windows. Scaled metrics (MASE, RMSSE) are scaled per node and
+window by that window's training data. Non-finite per-node scores (a zero seasonal-naive scale
+gives ``inf``) are left out of the means, with one warning saying how many.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from htsforecast import metrics as _metrics
+from htsforecast.errors import DataError
+
+__all__ = ["cross_validate", "select_best", "forecast_best", "CVResult", "Selection"]
+
+ALL = "all"
+_KEYS = ["model", "method"]
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """Cross-validation output with detail (``cross_validate(..., detail=True)``).
+
+    Attributes
+    ----------
+    table : DataFrame
+        ``level, model, method, metric, value`` averaged over windows (what ``detail=False``
+        returns).
+    by_window : DataFrame
+        Same with a ``cutoff`` column, one score per window.
+    by_horizon : DataFrame
+        ``level, model, method, metric, horizon, value``: per horizon step ``1..h``, the metric
+        computed per node over the windows (errors scaled per window for MASE/RMSSE), averaged
+        over the level's nodes.
+    forecasts : DataFrame
+        Every window's tidy forecasts joined with the actuals: ``cutoff, unique_id, ds, horizon,
+        model, method, y, yhat`` and interval columns.
+    """
+
+    table: pd.DataFrame
+    by_window: pd.DataFrame
+    by_horizon: pd.DataFrame
+    forecasts: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen pipeline: ``(model, method)`` globally, or one per level.
+
+    ``choices`` maps a level name (or ``"all"`` for a global choice) to ``(model, method)``;
+    ``scores`` holds the winning metric value for each.
+    """
+
+    metric: str
+    by: str
+    choices: dict[str, tuple[str, str]]
+    scores: dict[str, float]
+
+    @property
+    def model(self) -> str:
+        """The globally chosen model (the ``"all"`` choice)."""
+        return self.choices[ALL][0]
+
+    @property
+    def method(self) -> str:
+        """The globally chosen reconciliation method (the ``"all"`` choice)."""
+        return self.choices[ALL][1]
+
+
+def _cutoffs(Y: pd.DataFrame, h: int, n_windows: int, step: int, min_train: int) -> list:
+    if h < 1 or n_windows < 1 or step < 1:
+        raise DataError(
+            f"cross_validate needs h >= 1, n_windows >= 1 and step >= 1; got h={h}, "
+            f"n_windows={n_windows}, step={step}."
+        )
+    dates = np.sort(Y["ds"].unique())
+    first = len(dates) - h - 1 - (n_windows - 1) * step
+    if first + 1 < min_train:
+        raise DataError(
+            f"Y has {len(dates)} dates, too few for {n_windows} windows of h={h} every "
+            f"{step} step(s): the first window would train on {max(first + 1, 0)} dates "
+            f"(need >= {min_train}). Use fewer windows, a smaller step or h."
+        )
+    idx = [first + k * step for k in range(n_windows)]
+    return [(pd.Timestamp(dates[i]), dates[i + 1 : i + 1 + h]) for i in idx]
+
+
+def _interval_parts(metric_names: Sequence[str], level: Sequence[int]) -> list[str]:
+    """Expand 'coverage' to 'coverage_80', ...; validate names."""
+    out: list[str] = []
+    for name in metric_names:
+        if name == "coverage":
+            if not level:
+                raise DataError("metric 'coverage' needs prediction intervals: pass level=[80].")
+            out += [f"coverage_{lv}" for lv in level]
+        elif name == "crps":
+            if not level:
+                raise DataError("metric 'crps' needs prediction intervals: pass level=[80].")
+            out.append(name)
+        elif name in _metrics.METRICS:
+            out.append(name)
+        else:
+            known = sorted([*_metrics.METRICS, "coverage", "crps"])
+            raise DataError(f"unknown metric {name!r}; choose from {known}.")
+    return out
+
+
+def _wide(df: pd.DataFrame, col: str, ids: Sequence[str], dates: Sequence) -> np.ndarray:
+    pivot = df.pivot(index="unique_id", columns="ds", values=col)
+    return pivot.reindex(index=list(ids), columns=list(dates)).to_numpy(dtype=float)
+
+
+def _score_arrays(
+    name: str, y: np.ndarray, part: pd.DataFrame, ids, dates, train: np.ndarray, m: int, level
+) -> np.ndarray:
+    """Per-node score of one metric; ``y`` and the forecasts are (n_nodes, h)."""
+    yhat = _wide(part, "yhat", ids, dates)
+    if name in _metrics.SCALED_METRICS:
+        return _metrics.METRICS[name](y, yhat, train, m)
+    if name in _metrics.METRICS:
+        return _metrics.METRICS[name](y, yhat)
+    if name.startswith("coverage_"):
+        lv = name.split("_", 1)[1]
+        lo = _wide(part, f"yhat_lo_{lv}", ids, dates)
+        hi = _wide(part, f"yhat_hi_{lv}", ids, dates)
+        return _metrics.coverage(y, lo, hi)
+    top = max(level)  # crps: Gaussian with sigma implied by the widest interval
+    lo = _wide(part, f"yhat_lo_{top}", ids, dates)
+    hi = _wide(part, f"yhat_hi_{top}", ids, dates)
+    sigma = np.clip((hi - lo) / (2 * norm.ppf(0.5 + top / 200)), 0, None)
+    return _metrics.crps_gaussian(y, yhat, np.nan_to_num(sigma))
+
+
+def _score_window(
+    fc: pd.DataFrame,
+    actual: pd.DataFrame,
+    train: pd.DataFrame,
+    ids: Sequence[str],
+    names: Sequence[str],
+    m: int,
+    level: Sequence[int],
+) -> pd.DataFrame:
+    """Per-node scores of one window: ``unique_id, model, method, metric, value``."""
+    dates = np.sort(actual["ds"].unique())
+    y = _wide(actual, "y", ids, dates)
+    tr = train.pivot(index="unique_id", columns="ds", values="y").reindex(list(ids))
+    tr_arr = tr.to_numpy(dtype=float)
+    rows = []
+    for (model, method), part in fc.groupby(_KEYS, sort=False):
+        for name in names:
+            vals = _score_arrays(name, y, part, ids, dates, tr_arr, m, level)
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "unique_id": ids,
+                        "model": model,
+                        "method": method,
+                        "metric": name,
+                        "value": np.atleast_1d(vals),
+                    }
+                )
+            )
+    return pd.concat(rows, ignore_index=True)
+
+
+def _by_level(per_node: pd.DataFrame, level_of: Mapping[str, str], extra: Sequence[str] = ()):
+    """Mean of finite per-node scores per level plus the 'all' row."""
+    keys = [*extra, *_KEYS, "metric"]
+    finite = per_node[np.isfinite(per_node["value"])]
+    lv = finite.assign(level=finite["unique_id"].map(level_of))
+    per_level = lv.groupby(["level", *keys], sort=False)["value"].mean().reset_index()
+    overall = finite.groupby(keys, sort=False)["value"].mean().reset_index().assign(level=ALL)
+    return pd.concat([per_level, overall], ignore_index=True)[["level", *keys, "value"]]
+
+
+def _run_window(
+    Y, hier, models, methods, h, freq, level, cutoff, forecast_kwargs, reconcile_kwargs
+) -> pd.DataFrame:
+    """Fit on ``Y`` strictly up to ``cutoff``; return tidy reconciled forecasts."""
+    from htsforecast.forecast import forecast
+    from htsforecast.reconcile import reconcile
+
+    train = Y[Y["ds"] <= cutoff]
+    base = forecast(train, models=models, h=h, freq=freq, level=list(level) or None, **forecast_kwargs)
+    if not methods:
+        return base.forecasts.assign(method="base")
+    rec = reconcile(base, hier, methods=dict(methods), level=list(level) or None, **reconcile_kwargs)
+    return rec.forecasts
+
+
+def cross_validate(
+    Y: pd.DataFrame,
+    hier: Any,
+    models: Mapping[str, Any],
+    methods: Mapping[str, Any] | None,
+    h: int,
+    n_windows: int,
+    step: int | None = None,
+    *,
+    freq: str,
+    level: Sequence[int] | None = None,
+    metrics: Sequence[str] = ("mae", "rmse", "mase"),
+    season_length: int = 1,
+    detail: bool = False,
+    n_jobs: int = 1,
+    progress: bool | None = None,
+    forecast_kwargs: Mapping[str, Any] | None = None,
+    reconcile_kwargs: Mapping[str, Any] | None = None,
+) -> pd.DataFrame | CVResult:
+    """Rolling-origin (expanding window) evaluation of every model x reconciliation method.
+
+    Parameters
+    ----------
+    Y : DataFrame
+        All-nodes long frame ``unique_id, ds, y`` (``hier.aggregate(df)``).
+    hier : Hierarchy
+        The fitted hierarchy ``Y`` came from (levels, ``S``).
+    models : dict
+        Name -> model, passed to :func:`htsforecast.forecast.forecast`.
+    methods : dict or None
+        Name -> reconciliation method, passed to :func:`htsforecast.reconcile.reconcile`; the
+        unreconciled forecasts are always scored as method ``"base"``. None/empty: base only.
+    h : int
+        Forecast horizon of each window.
+    n_windows : int
+        Number of forecast origins.
+    step : int, optional
+        Dates between consecutive cutoffs (default ``h``: non-overlapping test periods).
+    freq : str
+        pandas offset alias of ``Y`` (e.g. ``"QS"``).
+    level : list of int, optional
+        Prediction interval levels; needed by the ``"coverage"`` and ``"crps"`` metrics.
+    metrics : list of str
+        Names from :data:`htsforecast.metrics.METRICS`, plus ``"coverage"`` (one
+        ``coverage_{L}`` row per level) and ``"crps"`` (Gaussian CRPS with the sigma implied by
+        the widest interval).
+    season_length : int
+        Seasonal period ``m`` of the MASE/RMSSE scale (4 quarterly, 12 monthly; 1 = naive).
+    detail : bool
+        Return a :class:`CVResult` with per-window, per-horizon scores and the forecasts
+        instead of the table alone.
+    n_jobs, progress, forecast_kwargs, reconcile_kwargs
+        Passed on to ``forecast`` (``n_jobs`` and ``forecast_kwargs``) and ``reconcile``;
+        ``progress`` shows a bar over windows.
+
+    Returns
+    -------
+    DataFrame ``level, model, method, metric, value`` (levels in ``hier.levels`` order, then
+    ``"all"``), or :class:`CVResult` when ``detail=True``.
+    """
+    from htsforecast._progress import progress_bar, progress_enabled
+
+    _check_frame(Y)
+    level = sorted(level or [])
+    names = _interval_parts(metrics, level)
+    windows = _cutoffs(Y, h, n_windows, step or h, min_train=season_length + 1)
+    ids = list(hier.node_ids)
+    fkw = {"n_jobs": n_jobs, **(forecast_kwargs or {})}
+    per_node, fcs = [], []
+    bar = progress_bar(len(windows), "cross-validation windows", progress_enabled(progress))
+    for cutoff, test_dates in windows:
+        fc = _run_window(
+            Y, hier, models, methods, h, freq, level, cutoff, fkw, reconcile_kwargs or {}
+        )
+        actual = Y[Y["ds"].isin(test_dates)]
+        train = Y[Y["ds"] <= cutoff]
+        scores = _score_window(fc, actual, train, ids, names, season_length, level)
+        per_node.append(scores.assign(cutoff=cutoff))
+        fcs.append(_join_actuals(fc, actual, cutoff, test_dates))
+        bar.update(1)
+    bar.close()
+    return _assemble(per_node, fcs, hier, names, season_length, level, Y, detail)
+
+
+def _check_frame(Y: pd.DataFrame) -> None:
+    missing = [c for c in ("unique_id", "ds", "y") if c not in Y.columns]
+    if missing:
+        raise DataError(
+            f"cross_validate: Y is missing column(s) {missing}; pass the all-nodes long frame "
+            "from hier.aggregate(df) (columns unique_id, ds, y)."
+        )
+
+
+def _join_actuals(fc: pd.DataFrame, actual: pd.DataFrame, cutoff, test_dates) -> pd.DataFrame:
+    horizon = pd.Series(np.arange(1, len(test_dates) + 1), index=pd.DatetimeIndex(test_dates))
+    out = fc.merge(actual[["unique_id", "ds", "y"]], on=["unique_id", "ds"], how="left")
+    return out.assign(cutoff=cutoff, horizon=out["ds"].map(horizon).astype("Int64"))
+
+
+def _order_levels(table: pd.DataFrame, hier: Any) -> pd.DataFrame:
+    order = {name: i for i, name in enumerate([*hier.levels, ALL])}
+    return table.sort_values("level", key=lambda s: s.map(order), kind="stable").reset_index(
+        drop=True
+    )
+
+
+def _assemble(per_node, fcs, hier, names, m, level, Y, detail) -> pd.DataFrame | CVResult:
+    nodes = pd.concat(per_node, ignore_index=True)
+    n_bad = int((~np.isfinite(nodes["value"]) & nodes["value"].notna()).sum())
+    if n_bad:
+        warnings.warn(
+            f"{n_bad} node x window scores were infinite (zero seasonal-naive scale: a "
+            "constant or exactly periodic training series) and were left out of the means.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    by_window = _by_level(nodes, hier.level_of, extra=["cutoff"])
+    keys = ["level", *_KEYS, "metric"]
+    table = by_window.groupby(keys, sort=False)["value"].mean().reset_index()
+    table = _order_levels(table, hier)
+    if not detail:
+        return table
+    forecasts = pd.concat(fcs, ignore_index=True)
+    by_horizon = _horizon_scores(forecasts, Y, hier, names, m, level)
+    return CVResult(
+        table=table,
+        by_window=_order_levels(by_window, hier),
+        by_horizon=by_horizon,
+        forecasts=forecasts,
+    )
+
+
+def _horizon_scores(forecasts, Y, hier, names, m, level) -> pd.DataFrame:
+    """Per horizon step: metric over windows per node (scaled errors scaled per window)."""
+    fc = forecasts.copy()
+    scaled = [n for n in names if n in _metrics.SCALED_METRICS]
+    for name in scaled:
+        power = 1 if name == "mase" else 2
+        scale = {}
+        for cutoff in fc["cutoff"].unique():
+            tr = Y[Y["ds"] <= cutoff].pivot(index="unique_id", columns="ds", values="y")
+            s = _metrics.seasonal_naive_scale(tr.to_numpy(dtype=float), m, power)
+            scale[cutoff] = pd.Series(np.atleast_1d(s) ** (1 / power), index=tr.index)
+        s = pd.concat(scale, names=["cutoff", "unique_id"])
+        fc[f"_scale_{name}"] = s.reindex(
+            pd.MultiIndex.from_frame(fc[["cutoff", "unique_id"]])
+        ).to_numpy()
+    base_of = {"mase": "mae", "rmsse": "rmse"}
+    rows = []
+    for (hz, model, method), part in fc.groupby(["horizon", *_KEYS], sort=True):
+        for name in names:
+            if name.startswith("coverage_") or name == "crps":
+                continue  # per-horizon detail for point metrics only
+            y = part.pivot(index="unique_id", columns="cutoff", values="y")
+            yh = part.pivot(index="unique_id", columns="cutoff", values="yhat").reindex_like(y)
+            a, b = y.to_numpy(float), yh.to_numpy(float)
+            if name in scaled:
+                sc = part.pivot(index="unique_id", columns="cutoff", values=f"_scale_{name}")
+                sc = sc.reindex_like(y).to_numpy(float)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    a, b = a / sc, b / sc
+                vals = _metrics.METRICS[base_of[name]](a, b)
+            else:
+                vals = _metrics.METRICS[name](a, b)
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "unique_id": y.index,
+                        "model": model,
+                        "method": method,
+                        "metric": name,
+                        "horizon": int(hz),
+                        "value": vals,
+                    }
+                )
+            )
+    out = _by_level(pd.concat(rows, ignore_index=True), hier.level_of, extra=["horizon"])
+    return _order_levels(out, hier)[["level", "model", "method", "metric", "horizon", "value"]]
+
+
+def _objective(metric: str, values: pd.Series) -> pd.Series:
+    """Lower is better: |bias|, |coverage - nominal|, the value itself otherwise."""
+    if metric == "bias":
+        return values.abs()
+    if metric.startswith("coverage_"):
+        return (values - int(metric.split("_", 1)[1]) / 100).abs()
+    return values
+
+
+def select_best(
+    cv_table: pd.DataFrame | CVResult,
+    metric: str = "mase",
+    by: Literal["global", "level"] = "global",
+) -> Selection:
+    """Choose the best ``(model, method)`` from a cross-validation table.
+
+    Parameters
+    ----------
+    cv_table : DataFrame or CVResult
+        Output of :func:`cross_validate`.
+    metric : str
+        The metric to minimise (``bias`` by absolute value, ``coverage_L`` by distance to the
+        nominal ``L`` %).
+    by : {"global", "level"}
+        ``"global"``: one pipeline, best on the ``"all"`` row (mean over every node). ``"level"``:
+        one pipeline per level (plus ``"all"``). Note that forecasts stitched from different
+        methods per level are in general *not coherent*; use per-level choices to learn which
+        method to trust where, and the global choice to forecast.
+
+    Returns
+    -------
+    Selection
+    """
+    table = cv_table.table if isinstance(cv_table, CVResult) else cv_table
+    sub = table[table["metric"] == metric]
+    if sub.empty:
+        raise DataError(
+            f"select_best: metric {metric!r} is not in the table; it has "
+            f"{sorted(table['metric'].unique())}. Add it to cross_validate(metrics=...)."
+        )
+    if by not in ("global", "level"):
+        raise DataError(f"select_best: by must be 'global' or 'level', got {by!r}.")
+    sub = sub.assign(_obj=_objective(metric, sub["value"])).dropna(subset=["_obj"])
+    levels = [ALL] if by == "global" else list(dict.fromkeys(sub["level"]))
+    choices, scores = {}, {}
+    for lv in levels:
+        part = sub[sub["level"] == lv]
+        if part.empty:
+            raise DataError(f"select_best: no finite {metric!r} scores for level {lv!r}.")
+        best = part.loc[part["_obj"].idxmin()]
+        choices[lv] = (str(best["model"]), str(best["method"]))
+        scores[lv] = float(best["value"])
+    return Selection(metric=metric, by=by, choices=choices, scores=scores)
+
+
+def forecast_best(
+    Y: pd.DataFrame,
+    hier: Any,
+    selection: Selection,
+    models: Mapping[str, Any],
+    methods: Mapping[str, Any] | None,
+    h: int,
+    *,
+    freq: str,
+    level: Sequence[int] | None = None,
+    n_jobs: int = 1,
+    **forecast_kwargs: Any,
+) -> pd.DataFrame:
+    """Forecast the full data with the selected pipeline.
+
+    For a global selection, returns the tidy reconciled forecasts of the chosen model and
+    method (coherent for any reconciled method). For a per-level selection, each node takes
+    the forecasts of its level's choice (generally not coherent, see :func:`select_best`).
+    Only the models and methods that were chosen are fitted.
+    """
+    chosen = selection.choices if selection.by == "level" else {ALL: selection.choices[ALL]}
+    need_models = {m for m, _ in chosen.values()}
+    need_methods = {k for _, k in chosen.values() if k != "base"}
+    unknown = sorted(need_models - set(models)) + sorted(need_methods - set(methods or {}))
+    if unknown:
+        raise DataError(
+            f"forecast_best: selection uses {unknown}, not in the given models/methods."
+        )
+    sub_models = {k: v for k, v in models.items() if k in need_models}
+    sub_methods = {k: v for k, v in (methods or {}).items() if k in need_methods}
+    fc = _run_window(
+        Y,
+        hier,
+        sub_models,
+        sub_methods,
+        h,
+        freq,
+        sorted(level or []),
+        Y["ds"].max(),
+        {"n_jobs": n_jobs, **forecast_kwargs},
+        {},
+    )
+    if selection.by != "level":
+        model, method = selection.choices[ALL]
+        return fc[(fc["model"] == model) & (fc["method"] == method)].reset_index(drop=True)
+    pick = pd.DataFrame(
+        [
+            (node, *selection.choices.get(lv, selection.choices[ALL]))
+            for lv, nodes in hier.levels.items()
+            for node in nodes
+        ],
+        columns=["unique_id", "model", "method"],
+    )
+    return fc.merge(pick, on=["unique_id", "model", "method"]).reset_index(drop=True)

@@ -1,0 +1,40 @@
+"""Base forecasters fitted at every node by :func:`htsforecast.forecast`.
+
+* :class:`StatsForecastModel` — any statsforecast model (AutoETS, AutoARIMA, AutoTheta ...), all
+  nodes through one ``StatsForecast`` call.
+* :class:`ProphetModel` — Prophet per node in parallel processes, per-node settings, sample paths.
+* :class:`Naive`, :class:`SeasonalNaive`, :class:`Mean` — fast vectorised benchmarks (FPP §5.5
+  Gaussian intervals), also the default fallbacks.
+* :class:`Forecaster` (protocol) / :class:`SeriesForecaster` (base class) — plug in your own.
+* :class:`Executor` / :class:`LocalExecutor` — where per-node work runs.
+"""
+
+from __future__ import annotations
+
+from htsforecast.models._baseline import Mean, Naive, SeasonalNaive, season_length_for
+from htsforecast.models._execution import Executor, LocalExecutor
+from htsforecast.models._prophet import ProphetModel
+from htsforecast.models._protocol import (
+    Forecaster,
+    ModelOutput,
+    Panel,
+    SeriesForecast,
+    SeriesForecaster,
+)
+from htsforecast.models._statsforecast import StatsForecastModel
+
+__all__ = [
+    "Executor",
+    "Forecaster",
+    "LocalExecutor",
+    "Mean",
+    "ModelOutput",
+    "Naive",
+    "Panel",
+    "ProphetModel",
+    "SeasonalNaive",
+    "SeriesForecast",
+    "SeriesForecaster",
+    "StatsForecastModel",
+    "season_length_for",
+]

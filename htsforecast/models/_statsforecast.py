@@ -1,0 +1,210 @@
+"""Any statsforecast model at every node, through one ``StatsForecast`` call.
+
+statsforecast fits the series itself (numba kernels, its own ``n_jobs`` processes); this adapter
+only converts the panel to its long frame and its output back to arrays, and makes failures
+robust: series too short for the model are never given to it (``min_obs``), and a node on which
+the model raises is detected through a marker fallback model (its output is all NaN), so one
+bad node does not abort the batch.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from htsforecast.models._protocol import ModelOutput, Panel, describe_error
+
+if TYPE_CHECKING:
+    from htsforecast.models._execution import Executor
+
+__all__ = ["StatsForecastModel"]
+
+#: Fewest observations each statsforecast model needs (found by probing statsforecast 2.1).
+_MIN_OBS = {
+    "AutoETS": 7,
+    "AutoCES": 5,
+    "AutoTheta": 4,
+    "Theta": 4,
+    "OptimizedTheta": 4,
+    "DynamicTheta": 4,
+    "DynamicOptimizedTheta": 4,
+    "Holt": 9,
+    "HoltWinters": 9,
+}
+_MAX_RERUNS = 20  # failing nodes re-fitted alone to report the exact error message
+
+
+class _FailMarker:
+    """statsforecast fallback model that marks a failed node by returning all-NaN output."""
+
+    alias = "_htsforecast_fail_marker"
+
+    def __repr__(self) -> str:
+        return self.alias
+
+    def forecast(self, h: int, y: np.ndarray, X: Any = None, X_future: Any = None,
+                 fitted: bool = False, level: Any = None) -> dict[str, np.ndarray]:  # fmt: skip
+        level = sorted(level or [])
+        out = {"mean": np.full(h, np.nan)}
+        out.update({f"lo-{lv}": np.full(h, np.nan) for lv in level})
+        out.update({f"hi-{lv}": np.full(h, np.nan) for lv in level})
+        if fitted:
+            out["fitted"] = np.full(len(y), np.nan)
+            out.update({f"fitted-lo-{lv}": np.full(len(y), np.nan) for lv in reversed(level)})
+            out.update({f"fitted-hi-{lv}": np.full(len(y), np.nan) for lv in level})
+        return out
+
+
+class StatsForecastModel:
+    """Wrap a statsforecast model (``AutoETS(season_length=12)``, ``AutoARIMA()``, ...).
+
+    Parameters
+    ----------
+    model
+        A statsforecast model instance. It must support ``fitted=True`` (in-sample values).
+    min_obs : int, optional
+        Series with fewer observations go straight to the fallback. Default: a table of known
+        minima (AutoETS 7, AutoTheta 4, SeasonalNaive ``season_length`` ...), else 1.
+
+    Notes
+    -----
+    All nodes go through one ``StatsForecast(models=[model], freq, n_jobs).forecast(df, h,
+    level, fitted=True)`` call, so the numbers are exactly statsforecast's.
+    """
+
+    def __init__(self, model: Any, *, min_obs: int | None = None) -> None:
+        if not hasattr(model, "forecast"):
+            raise TypeError(
+                f"StatsForecastModel needs a statsforecast model such as AutoETS(), got "
+                f"{type(model).__name__}."
+            )
+        self.model = model
+        self._min_obs = min_obs
+
+    def __repr__(self) -> str:
+        return f"StatsForecastModel({self.model!r})"
+
+    @property
+    def min_obs(self) -> int:
+        """Fewest observations this model is given (shorter series fall back)."""
+        if self._min_obs is not None:
+            return int(self._min_obs)
+        name = type(self.model).__name__
+        season = int(getattr(self.model, "season_length", 1) or 1)
+        if name == "SeasonalNaive":
+            return season
+        if name in ("WindowAverage", "SeasonalWindowAverage"):
+            return season * int(getattr(self.model, "window_size", 1))
+        return _MIN_OBS.get(name, 1)
+
+    def fit_predict(
+        self, panel: Panel, h: int, level: tuple[int, ...], executor: Executor
+    ) -> ModelOutput:
+        """Forecast every series with one statsforecast call (see class docstring)."""
+        if panel.n_series == 0:
+            return ModelOutput(np.empty((0, h)), np.empty(0))
+        out = self._run(panel, h, level, executor, marker=True)
+        failed = np.flatnonzero(np.isnan(out.mean).all(axis=1))
+        if failed.size == 0:
+            return out
+        # The marker's output may be labelled with its own column order: refit the good nodes
+        # without it so every label is statsforecast's, and ask the failing ones for a reason.
+        good = np.setdiff1d(np.arange(panel.n_series), failed)
+        clean = (
+            self._run(panel.subset(good), h, level, executor, marker=False) if good.size else None
+        )
+        reasons = {int(i): self._reason(panel.subset([i]), h, level) for i in failed[:_MAX_RERUNS]}
+        generic = f"{type(self.model).__name__} raised an error"
+        failures = {int(i): reasons.get(int(i), generic) for i in failed}
+        return _scatter(panel, h, level, good, clean, failures)
+
+    def _statsforecast(self, freq: str, n_jobs: int, marker: bool, verbose: bool) -> Any:
+        from statsforecast import StatsForecast
+
+        return StatsForecast(
+            models=[self.model],
+            freq=freq,
+            n_jobs=n_jobs,
+            fallback_model=_FailMarker() if marker else None,
+            verbose=verbose,
+        )
+
+    def _run(
+        self, panel: Panel, h: int, level: tuple[int, ...], executor: Executor, marker: bool
+    ) -> ModelOutput:
+        """One statsforecast call on ``panel``; output reordered to the panel's series order."""
+        sf = self._statsforecast(panel.freq, executor.n_jobs, marker, executor.progress)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fc = sf.forecast(df=panel.to_frame(), h=h, level=list(level) or None, fitted=True)
+            fv = sf.forecast_fitted_values()
+        return _from_statsforecast(panel, h, level, fc, fv, _alias(self.model))
+
+    def _reason(self, one: Panel, h: int, level: tuple[int, ...]) -> str:
+        """Why the model fails on a single series (re-raised without the marker)."""
+        sf = self._statsforecast(one.freq, 1, marker=False, verbose=False)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sf.forecast(df=one.to_frame(), h=h, level=list(level) or None, fitted=True)
+        except Exception as exc:  # noqa: BLE001 - reporting the model's own error
+            return describe_error(exc)
+        return "non-finite forecast"
+
+
+def _alias(model: Any) -> str:
+    return str(getattr(model, "alias", None) or repr(model))
+
+
+def _from_statsforecast(
+    panel: Panel,
+    h: int,
+    level: tuple[int, ...],
+    fc: pd.DataFrame,
+    fv: pd.DataFrame,
+    alias: str,
+) -> ModelOutput:
+    """Convert statsforecast's forecast and fitted frames to arrays in the panel's order."""
+    fc = fc.reset_index() if "unique_id" not in fc.columns else fc
+    fc_ids = fc["unique_id"].to_numpy()[::h]
+    pos = pd.Index(fc_ids).get_indexer(panel.ids)
+    if (pos < 0).any():
+        missing = panel.ids[pos < 0][:5].tolist()
+        raise RuntimeError(f"statsforecast returned no forecast for {missing}")
+
+    def block(col: str) -> np.ndarray:
+        return fc[col].to_numpy(dtype=np.float64).reshape(len(fc_ids), h)[pos]
+
+    lo = {lv: block(f"{alias}-lo-{lv}") for lv in level}
+    hi = {lv: block(f"{alias}-hi-{lv}") for lv in level}
+    fv_ids = fv["unique_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, fv_ids[1:] != fv_ids[:-1]])
+    fv_pos = pd.Index(fv_ids[starts]).get_indexer(panel.ids)
+    rows = np.repeat(starts[fv_pos] - panel.indptr[:-1], panel.lengths) + np.arange(len(panel.y))
+    fitted = fv[alias].to_numpy(dtype=np.float64)[rows]
+    return ModelOutput(mean=block(alias), fitted=fitted, lo=lo, hi=hi)
+
+
+def _scatter(
+    panel: Panel,
+    h: int,
+    level: tuple[int, ...],
+    good: np.ndarray,
+    clean: ModelOutput | None,
+    failures: dict[int, str],
+) -> ModelOutput:
+    """Place the good nodes' output into full-size arrays (failed rows stay NaN)."""
+    n = panel.n_series
+    mean = np.full((n, h), np.nan)
+    fitted = np.full(len(panel.y), np.nan)
+    lo = {lv: np.full((n, h), np.nan) for lv in level}
+    hi = {lv: np.full((n, h), np.nan) for lv in level}
+    if clean is not None:
+        mean[good] = clean.mean
+        fitted[panel.rows(good)] = clean.fitted
+        for lv in level:
+            lo[lv][good], hi[lv][good] = clean.lo[lv], clean.hi[lv]
+    return ModelOutput(mean, fitted, lo, hi, failures=failures)

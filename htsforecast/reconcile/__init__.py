@@ -1,0 +1,19 @@
+"""Forecast reconciliation: every method is a projection ``P``; one kernel applies ``S P ŷ``.
+
+>>> from htsforecast.reconcile import BottomUp, TopDown, MiddleOut, MinTrace, reconcile
+"""
+
+from __future__ import annotations
+
+from htsforecast.reconcile.api import Reconciled, from_nixtla_frames, reconcile
+from htsforecast.reconcile.methods import BottomUp, MiddleOut, MinTrace, TopDown
+
+__all__ = [
+    "reconcile",
+    "Reconciled",
+    "from_nixtla_frames",
+    "BottomUp",
+    "TopDown",
+    "MiddleOut",
+    "MinTrace",
+]

@@ -1,0 +1,189 @@
+"""Pure-array kernel of reconciliation: no pandas here.
+
+Every method produces coherent forecasts ``S @ b`` from base forecasts ``yhat`` (n x k): the
+bottom part ``b = P yhat`` is computed by the method, the kernel turns it into all nodes.
+
+The MinTrace family is solved through the constraint form (Wickramasuriya et al. 2019, eq. 9;
+the same algebra as fabletools and hierarchicalforecast)::
+
+    ytilde = yhat - W C' (C W C')^{-1} C yhat,     C = [I_a  -A],  S = [A; I_b]
+
+so the only linear system has the size of the *aggregate* nodes, and with ``W = D + U U'``
+(diagonal plus rank-T residual part) ``C W C' = K0 + V V'`` where ``K0 = D_a + A D_b A'`` is
+sparse. ``K0`` is factorised once by sparse LU (SuperLU, minimum-degree ordering), and the
+low-rank part is handled by the Woodbury identity, so no n x n matrix is ever formed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from htsforecast.errors import ReconciliationError
+
+__all__ = ["LowRankW", "ConstraintSolver", "mint_bottom", "mint_variance_diag"]
+
+
+@dataclass(frozen=True)
+class LowRankW:
+    """A covariance ``W = diag(d) + U U'`` of the base-forecast errors.
+
+    Attributes
+    ----------
+    d : ndarray, shape (n,)
+        Diagonal part (may be zero where ``U`` makes ``W`` positive definite).
+    U : ndarray, shape (n, r) or None
+        Low-rank part (scaled residuals), ``r`` is at most the number of residual periods.
+    """
+
+    d: np.ndarray
+    U: np.ndarray | None = None
+
+    def matvec(self, x: np.ndarray) -> np.ndarray:
+        """``W @ x`` for x of shape (n,) or (n, k)."""
+        out = self.d[:, None] * x if x.ndim == 2 else self.d * x
+        if self.U is not None:
+            out = out + self.U @ (self.U.T @ x)
+        return out
+
+    def diag(self) -> np.ndarray:
+        """The diagonal of ``W``."""
+        if self.U is None:
+            return self.d.copy()
+        return self.d + np.einsum("ij,ij->i", self.U, self.U)
+
+
+class ConstraintSolver:
+    """Solves ``(C W C') z = r`` for the aggregate constraints of a hierarchy.
+
+    Parameters
+    ----------
+    S : scipy.sparse matrix, shape (n, m)
+        Summing matrix with the bottom rows last.
+    W : LowRankW
+        Error covariance.
+    """
+
+    def __init__(self, S: sp.spmatrix, W: LowRankW) -> None:
+        S = sp.csr_matrix(S)
+        self.n, self.m = S.shape
+        self.na = self.n - self.m
+        self.A = S[: self.na]
+        self.W = W
+        self._solve0, self._lowrank = self._factorize()
+
+    # C x  and  C' z
+    def C(self, x: np.ndarray) -> np.ndarray:
+        """``C @ x`` = aggregates minus the sum of their bottoms, shape (n_a, k)."""
+        return x[: self.na] - self.A @ x[self.na :]
+
+    def Ct(self, z: np.ndarray) -> np.ndarray:
+        """``C' @ z``, shape (n, k)."""
+        return np.vstack([z, -(self.A.T @ z)])
+
+    def _factorize(self) -> tuple[Callable[[np.ndarray], np.ndarray], tuple | None]:
+        d, U = self.W.d, self.W.U
+        da, db = d[: self.na], d[self.na :]
+        if np.all(d > 0):
+            K0 = (sp.diags(da) + self.A @ sp.diags(db) @ self.A.T).tocsc()
+            solve0 = _sparse_spd_solver(K0)
+            if U is None:
+                return solve0, None
+            V = self.C(U)  # (n_a, r)
+            KV = solve0(V)
+            M = np.eye(V.shape[1]) + V.T @ KV
+            try:
+                cho = sla.cho_factor(M)
+            except np.linalg.LinAlgError:
+                raise ReconciliationError(
+                    "the low-rank covariance update is not positive "
+                    "definite; use a ridge or mint_shrink."
+                ) from None
+            return solve0, (V, KV, cho)
+        if U is None:
+            raise ReconciliationError("W has zero variances and no low-rank part: it is singular.")
+        # pure low rank (e.g. mint_cov): C W C' = V V' must be non-singular, so n_a <= rank
+        V = self.C(U)
+        K = V @ V.T + np.diag(da) + (self.A.multiply(db[None, :]) @ self.A.T).toarray()
+        try:
+            cho = sla.cho_factor(K)
+            ok = np.all(np.isfinite(cho[0])) and np.min(np.abs(np.diag(cho[0]))) > 1e-10 * np.sqrt(
+                np.max(np.abs(np.diag(K)))
+            )
+        except np.linalg.LinAlgError:
+            ok = False
+        if not ok:
+            raise ReconciliationError(
+                f"C W C' is singular: {self.na} aggregate constraints but the covariance has rank "
+                f"at most {U.shape[1]}."
+            )
+        return (lambda r: sla.cho_solve(cho, r)), None
+
+    def solve(self, r: np.ndarray) -> np.ndarray:
+        """``(C W C')^{-1} r`` for r of shape (n_a, k)."""
+        z = self._solve0(r)
+        if self._lowrank is not None:
+            V, KV, cho = self._lowrank
+            z = z - KV @ sla.cho_solve(cho, V.T @ z)
+        return z
+
+
+def _sparse_spd_solver(K: sp.csc_matrix) -> Callable[[np.ndarray], np.ndarray]:
+    """Factorise a sparse SPD matrix once; return a solver with one step of refinement."""
+    if K.shape[0] == 0:
+        return lambda r: np.zeros((0,) + r.shape[1:])
+    if K.shape[0] <= 1500:  # small: dense Cholesky is faster and exact
+        Kd = K.toarray()
+        cho = sla.cho_factor(Kd)
+        return lambda r: sla.cho_solve(cho, r)
+    lu = spla.splu(K, permc_spec="MMD_AT_PLUS_A")
+
+    def solve(r: np.ndarray) -> np.ndarray:
+        x = lu.solve(r)
+        return x + lu.solve(r - K @ x)  # iterative refinement: residual to machine precision
+
+    return solve
+
+
+def mint_bottom(solver: ConstraintSolver, yhat: np.ndarray) -> np.ndarray:
+    """MinTrace bottom forecasts ``P yhat`` for yhat of shape (n, k)."""
+    z = solver.solve(solver.C(yhat))
+    ytilde = yhat - solver.W.matvec(solver.Ct(z))
+    return ytilde[solver.na :]
+
+
+def mint_variance_diag(
+    solver: ConstraintSolver, E: np.ndarray, Us: list[np.ndarray | None], block: int = 512
+) -> np.ndarray:
+    """``diag(S P W_h P' S')`` for MinTrace at every horizon, without an n x n matrix.
+
+    ``W_h = diag(E[:, h]) + U_h U_h'``. ``S P = M = I - W C' K^{-1} C``: the low-rank parts cost
+    r applications of M per horizon; the diagonal parts are accumulated column block by column
+    block of M (computed once for all horizons).
+
+    Parameters
+    ----------
+    E : ndarray (n, h)
+    Us : list of length h of ndarray (n, r) or None
+    """
+    n = solver.n
+
+    def M(X: np.ndarray) -> np.ndarray:
+        return X - solver.W.matvec(solver.Ct(solver.solve(solver.C(X))))
+
+    out = np.zeros((n, E.shape[1]))
+    for h, U in enumerate(Us):
+        if U is not None:
+            MU = M(U)
+            out[:, h] += np.einsum("ij,ij->i", MU, MU)
+    for start in range(0, n, block):
+        cols = np.arange(start, min(n, start + block))
+        X = np.zeros((n, len(cols)))
+        X[cols, np.arange(len(cols))] = 1.0
+        out += (M(X) ** 2) @ E[cols]
+    return out
