@@ -199,10 +199,14 @@ def _run_window(
     from htsforecast.reconcile import reconcile
 
     train = Y[Y["ds"] <= cutoff]
-    base = forecast(train, models=models, h=h, freq=freq, level=list(level) or None, **forecast_kwargs)
+    base = forecast(
+        train, models=models, h=h, freq=freq, level=list(level) or None, **forecast_kwargs
+    )
     if not methods:
         return base.forecasts.assign(method="base")
-    rec = reconcile(base, hier, methods=dict(methods), level=list(level) or None, **reconcile_kwargs)
+    rec = reconcile(
+        base, hier, methods=dict(methods), level=list(level) or None, **reconcile_kwargs
+    )
     return rec.forecasts
 
 

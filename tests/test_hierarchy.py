@@ -61,7 +61,10 @@ def tiny_grouped() -> pd.DataFrame:
                 "state/zone/region/purpose",
             ],
         ),
-        ("state / (county * floor)", ["total", "state", "state/county", "state/floor", "state/county/floor"]),
+        (
+            "state / (county * floor)",
+            ["total", "state", "state/county", "state/floor", "state/county/floor"],
+        ),
     ],
 )
 def test_formula_levels(formula: str, levels: list[str]) -> None:
@@ -80,7 +83,10 @@ def test_formula_nestings() -> None:
     [
         ("state / county + floor", r"unexpected character '\+' at position 15"),
         ("(state / county * floor", r"unbalanced parenthesis: '\(' at position 0 is never closed"),
-        ("state / county) * floor", r"unbalanced parenthesis: '\)' without a matching '\(' at position 14"),
+        (
+            "state / county) * floor",
+            r"unbalanced parenthesis: '\)' without a matching '\(' at position 14",
+        ),
         ("state / / county", r"expected a column name or '\(' but found '/' at position 8"),
         ("state county", r"expected '/' or '\*' but found 'county' at position 6"),
         ("state * state", r"column\(s\) state appear twice at position 6"),
@@ -154,7 +160,9 @@ def test_aggregate_values_and_order() -> None:
     assert list(Y.columns) == ["unique_id", "ds", "y"]
     assert Y["unique_id"].unique().tolist() == hier.node_ids
     total = Y[Y.unique_id == "total"].set_index("ds")["y"]
-    pd.testing.assert_series_equal(total, df.groupby("ds")["y"].sum().astype(float), check_names=False)
+    pd.testing.assert_series_equal(
+        total, df.groupby("ds")["y"].sum().astype(float), check_names=False
+    )
     a_first = Y[Y.unique_id == "state=A/floor=first"]["y"].to_numpy()
     sub = df[(df.state == "A") & (df.floor == "first")].groupby("ds")["y"].sum().to_numpy()
     np.testing.assert_allclose(a_first, sub)
@@ -232,13 +240,17 @@ def test_missing_column() -> None:
 def test_nan_key() -> None:
     df = tiny_grouped()
     df.loc[4, "county"] = None
-    with pytest.raises(DataError, match=r"key column 'county' has 1 missing value\(s\), at row\(s\) 4"):
+    with pytest.raises(
+        DataError, match=r"key column 'county' has 1 missing value\(s\), at row\(s\) 4"
+    ):
         Hierarchy.from_formula("(state / county) * floor").aggregate(df)
 
 
 def test_duplicate_rows() -> None:
     df = pd.concat([tiny_grouped(), tiny_grouped().iloc[[2]]], ignore_index=True)
-    with pytest.raises(DataError, match=r"2 rows share the same \(state, county, floor, ds\).*rows 2, 21"):
+    with pytest.raises(
+        DataError, match=r"2 rows share the same \(state, county, floor, ds\).*rows 2, 21"
+    ):
         Hierarchy.from_formula("(state / county) * floor").aggregate(df)
 
 
@@ -247,7 +259,9 @@ def test_non_numeric_and_nan_target() -> None:
     with pytest.raises(DataError, match=r"target column 'y' must be numeric, got dtype object"):
         Hierarchy.from_formula("(state / county) * floor").aggregate(df.assign(y=df.y.astype(str)))
     df.loc[7, "y"] = np.nan
-    with pytest.raises(DataError, match=r"target column 'y' has 1 NaN/inf value\(s\), at row\(s\) 7"):
+    with pytest.raises(
+        DataError, match=r"target column 'y' has 1 NaN/inf value\(s\), at row\(s\) 7"
+    ):
         Hierarchy.from_formula("(state / county) * floor").aggregate(df)
 
 

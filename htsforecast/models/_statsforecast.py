@@ -106,34 +106,37 @@ class StatsForecastModel:
         """Forecast every series with one statsforecast call (see class docstring)."""
         if panel.n_series == 0:
             return ModelOutput(np.empty((0, h)), np.empty(0))
-        out = self._run(panel, h, level, executor, marker=True)
+        keys = _probe_keys(self.model, h, level, self.min_obs)
+        out = self._run(panel, h, level, executor, marker=_FailMarker(keys))
         failed = np.flatnonzero(np.isnan(out.mean).all(axis=1))
         if failed.size == 0:
             return out
-        # The marker's output may be labelled with its own column order: refit the good nodes
-        # without it so every label is statsforecast's, and ask the failing ones for a reason.
-        good = np.setdiff1d(np.arange(panel.n_series), failed)
-        clean = (
-            self._run(panel.subset(good), h, level, executor, marker=False) if good.size else None
-        )
         reasons = {int(i): self._reason(panel.subset([i]), h, level) for i in failed[:_MAX_RERUNS]}
         generic = f"{type(self.model).__name__} raised an error"
         failures = {int(i): reasons.get(int(i), generic) for i in failed}
+        if keys is not None:
+            return ModelOutput(out.mean, out.fitted, out.lo, out.hi, failures=failures)
+        # Unknown key order: the marker may have mislabelled the columns, so refit the good nodes
+        # without it.
+        good = np.setdiff1d(np.arange(panel.n_series), failed)
+        clean = self._run(panel.subset(good), h, level, executor, None) if good.size else None
         return _scatter(panel, h, level, good, clean, failures)
 
-    def _statsforecast(self, freq: str, n_jobs: int, marker: bool, verbose: bool) -> Any:
+    def _statsforecast(
+        self, freq: str, n_jobs: int, marker: _FailMarker | None, verbose: bool
+    ) -> Any:
         from statsforecast import StatsForecast
 
         return StatsForecast(
             models=[self.model],
             freq=freq,
             n_jobs=n_jobs,
-            fallback_model=_FailMarker() if marker else None,
+            fallback_model=marker,
             verbose=verbose,
         )
 
     def _run(
-        self, panel: Panel, h: int, level: tuple[int, ...], executor: Executor, marker: bool
+        self, panel: Panel, h: int, level: tuple[int, ...], executor: Executor, marker: _FailMarker | None
     ) -> ModelOutput:
         """One statsforecast call on ``panel``; output reordered to the panel's series order."""
         sf = self._statsforecast(panel.freq, executor.n_jobs, marker, executor.progress)
@@ -145,7 +148,7 @@ class StatsForecastModel:
 
     def _reason(self, one: Panel, h: int, level: tuple[int, ...]) -> str:
         """Why the model fails on a single series (re-raised without the marker)."""
-        sf = self._statsforecast(one.freq, 1, marker=False, verbose=False)
+        sf = self._statsforecast(one.freq, 1, marker=None, verbose=False)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

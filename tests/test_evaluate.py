@@ -1,0 +1,226 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from htsforecast import metrics
+from htsforecast.errors import DataError
+from htsforecast.evaluate import CVResult, cross_validate, forecast_best, select_best
+from htsforecast.hierarchy import Hierarchy
+from htsforecast.models import Mean, Naive, SeasonalNaive
+from htsforecast.reconcile import BottomUp, MinTrace
+
+N_DATES = 20
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, Hierarchy, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    ds = pd.date_range("2015-01-01", periods=N_DATES, freq="QS")
+    rows = []
+    for s, c in [("A", "x"), ("A", "y"), ("B", "z")]:
+        y = 20 + 5 * np.sin(np.arange(N_DATES) * np.pi / 2) + rng.normal(0, 1, N_DATES).cumsum()
+        rows.append(pd.DataFrame({"state": s, "city": c, "ds": ds, "y": y + 10}))
+    df = pd.concat(rows, ignore_index=True)
+    hier = Hierarchy.from_formula("state / city")
+    Y = hier.aggregate(df)
+    return df, hier, Y
+
+
+@dataclass
+class Recorder:
+    """Naive forecaster that records the last training date and length it was given."""
+
+    seen: list = field(default_factory=list)
+    min_obs = 1
+
+    def fit_predict(self, panel, h, level, executor):
+        self.seen.append((pd.Timestamp(panel.ds.max()), len(panel.ds) // len(panel.ids)))
+        return Naive().fit_predict(panel, h, level, executor)
+
+
+def test_windows_never_see_test_dates(data) -> None:
+    _, hier, Y = data
+    rec = Recorder()
+    res = cross_validate(
+        Y, hier, {"rec": rec}, {"bu": BottomUp()}, h=4, n_windows=3, step=2, freq="QS", detail=True
+    )
+    dates = np.sort(Y["ds"].unique())
+    # cutoffs at positions T-h-1-(n-1-k)*step = 11, 13, 15
+    expected = [pd.Timestamp(dates[i]) for i in (11, 13, 15)]
+    assert [s[0] for s in rec.seen] == expected
+    assert [s[1] for s in rec.seen] == [12, 14, 16]  # expanding window
+    fc = res.forecasts
+    for cutoff, part in fc.groupby("cutoff"):
+        assert part["ds"].min() > cutoff
+        assert sorted(part["horizon"].unique()) == [1, 2, 3, 4]
+    assert sorted(fc["cutoff"].unique()) == expected
+    assert fc["y"].notna().all()
+
+
+def test_spike_after_cutoff_does_not_change_window_forecasts(data) -> None:
+    _, hier, Y = data
+    models = {"snaive": SeasonalNaive(4), "mean": Mean()}
+    methods = {"ols": MinTrace("ols"), "shrink": MinTrace("mint_shrink")}
+    kw = dict(h=4, n_windows=2, step=4, freq="QS", detail=True)
+    res = cross_validate(Y, hier, models, methods, **kw)
+    first_cut = res.forecasts["cutoff"].min()
+    spiked = Y.copy()
+    spiked.loc[spiked["ds"] > first_cut, "y"] += 1e4  # huge change everywhere after the cutoff
+    res2 = cross_validate(spiked, hier, models, methods, **kw)
+    a = res.forecasts[res.forecasts["cutoff"] == first_cut].reset_index(drop=True)
+    b = res2.forecasts[res2.forecasts["cutoff"] == first_cut].reset_index(drop=True)
+    pd.testing.assert_series_equal(a["yhat"], b["yhat"])  # forecasts identical
+    assert not np.allclose(a["y"], b["y"])  # while the actuals they are scored on moved
+    last = res2.forecasts["cutoff"].max()
+    moved = res2.forecasts[res2.forecasts["cutoff"] == last]["yhat"].to_numpy()
+    same = res.forecasts[res.forecasts["cutoff"] == last]["yhat"].to_numpy()
+    assert not np.allclose(moved, same)  # the later window does train on the changed data
+
+
+def test_scores_match_hand_computation(data) -> None:
+    _, hier, Y = data
+    table = cross_validate(
+        Y,
+        hier,
+        {"naive": Naive()},
+        {"bu": BottomUp()},
+        h=3,
+        n_windows=2,
+        step=3,
+        freq="QS",
+        metrics=("mae", "rmse", "mase"),
+        season_length=4,
+    )
+    wide = Y.pivot(index="unique_id", columns="ds", values="y").loc[hier.node_ids].to_numpy()
+    bottom = wide[-hier.n_bottom :]
+    S = hier.S.toarray()
+    scores = {("base", "mase"): [], ("bu", "mase"): [], ("base", "rmse"): []}
+    for cut in (N_DATES - 3 - 1 - 3, N_DATES - 3 - 1):
+        train, test = wide[:, : cut + 1], wide[:, cut + 1 : cut + 4]
+        base = np.repeat(train[:, -1:], 3, axis=1)
+        bu = S @ np.repeat(bottom[:, cut : cut + 1], 3, axis=1)
+        scores[("base", "mase")].append(metrics.mase(test, base, train, m=4))
+        scores[("bu", "mase")].append(metrics.mase(test, bu, train, m=4))
+        scores[("base", "rmse")].append(metrics.rmse(test, base))
+    for (method, metric), vals in scores.items():
+        per_node = np.mean(vals, axis=0)  # mean over windows == mean of window means
+        sel = (table["model"] == "naive") & (table["method"] == method)
+        got = table[sel & (table["metric"] == metric)]
+        got = got.set_index("level")["value"]
+        assert got["all"] == pytest.approx(per_node.mean())
+        assert got["total"] == pytest.approx(per_node[0])
+        assert got["state/city"] == pytest.approx(per_node[-3:].mean())
+    assert list(dict.fromkeys(table["level"])) == ["total", "state", "state/city", "all"]
+    # Naive forecasts of the bottom series summed == BU; naive base of totals differs
+    assert set(table["method"]) == {"base", "bu"}
+
+
+def test_interval_metrics_and_detail(data) -> None:
+    _, hier, Y = data
+    res = cross_validate(
+        Y,
+        hier,
+        {"naive": Naive()},
+        {"ols": MinTrace("ols")},
+        h=2,
+        n_windows=3,
+        freq="QS",
+        level=[80, 95],
+        metrics=("rmse", "mase", "coverage", "crps"),
+        season_length=4,
+        detail=True,
+    )
+    assert isinstance(res, CVResult)
+    assert set(res.table["metric"]) == {"rmse", "mase", "coverage_80", "coverage_95", "crps"}
+    cov = res.table.query("metric.str.startswith('coverage')")["value"]
+    assert ((cov >= 0) & (cov <= 1)).all()
+    assert res.by_window["cutoff"].nunique() == 3
+    hz = res.by_horizon
+    assert sorted(hz["horizon"].unique()) == [1, 2]
+    assert set(hz["metric"]) == {"rmse", "mase"}
+    # horizon-1 RMSE of the total over 3 windows, by hand
+    f = res.forecasts.query("unique_id == 'total' and horizon == 1 and method == 'base'")
+    by_hand = np.sqrt(np.mean((f["y"] - f["yhat"]) ** 2))
+    got = hz.query("level == 'total' and method == 'base' and metric == 'rmse' and horizon == 1")
+    assert got["value"].item() == pytest.approx(by_hand)
+
+
+def test_bad_arguments(data) -> None:
+    _, hier, Y = data
+    with pytest.raises(DataError, match="too few"):
+        cross_validate(Y, hier, {"n": Naive()}, None, h=8, n_windows=5, freq="QS")
+    with pytest.raises(DataError, match="unknown metric"):
+        cross_validate(
+            Y, hier, {"n": Naive()}, None, h=2, n_windows=1, freq="QS", metrics=("mape",)
+        )
+    with pytest.raises(DataError, match="level="):
+        cross_validate(
+            Y, hier, {"n": Naive()}, None, h=2, n_windows=1, freq="QS", metrics=("coverage",)
+        )
+    with pytest.raises(DataError, match="missing column"):
+        cross_validate(Y.drop(columns="y"), hier, {"n": Naive()}, None, h=2, n_windows=1, freq="QS")
+
+
+def _table() -> pd.DataFrame:
+    rows = [
+        ("total", "ets", "base", "mase", 1.0),
+        ("total", "ets", "ols", "mase", 0.8),
+        ("total", "arima", "bu", "mase", 1.5),
+        ("bottom", "ets", "base", "mase", 0.9),
+        ("bottom", "ets", "ols", "mase", 1.0),
+        ("bottom", "arima", "bu", "mase", 0.7),
+        ("all", "ets", "base", "mase", 0.95),
+        ("all", "ets", "ols", "mase", 0.9),
+        ("all", "arima", "bu", "mase", 1.1),
+        ("all", "ets", "base", "bias", -0.5),
+        ("all", "ets", "ols", "bias", 0.7),
+        ("all", "ets", "base", "coverage_80", 0.6),
+        ("all", "ets", "ols", "coverage_80", 0.85),
+    ]
+    return pd.DataFrame(rows, columns=["level", "model", "method", "metric", "value"])
+
+
+def test_select_best_global_and_per_level() -> None:
+    sel = select_best(_table(), "mase")
+    assert (sel.model, sel.method) == ("ets", "ols")
+    assert sel.scores["all"] == 0.9
+    per = select_best(_table(), "mase", by="level")
+    assert per.choices == {
+        "total": ("ets", "ols"),
+        "bottom": ("arima", "bu"),
+        "all": ("ets", "ols"),
+    }
+    assert select_best(_table(), "bias").method == "base"  # |-0.5| < |0.7|
+    assert select_best(_table(), "coverage_80").method == "ols"  # |0.85-0.8| < |0.6-0.8|
+    with pytest.raises(DataError, match="not in the table"):
+        select_best(_table(), "crps")
+    with pytest.raises(DataError, match="global"):
+        select_best(_table(), "mase", by="node")
+
+
+def test_cv_select_then_forecast_best_is_coherent(data) -> None:
+    _, hier, Y = data
+    models = {"naive": Naive(), "snaive": SeasonalNaive(4)}
+    methods = {"bu": BottomUp(), "ols": MinTrace("ols")}
+    table = cross_validate(Y, hier, models, methods, h=4, n_windows=2, freq="QS", season_length=4)
+    sel = select_best(table, "rmse")
+    assert sel.scores["all"] == pytest.approx(
+        table.query("level == 'all' and metric == 'rmse'")["value"].min()
+    )
+    fc = forecast_best(Y, hier, sel, models, methods, h=4, freq="QS")
+    assert set(zip(fc["model"], fc["method"])) == {(sel.model, sel.method)}
+    assert fc["ds"].min() > Y["ds"].max()
+    wide = fc.pivot(index="unique_id", columns="ds", values="yhat").loc[hier.node_ids]
+    if sel.method != "base":
+        S = hier.S.toarray()
+        np.testing.assert_allclose(S @ wide.to_numpy()[-hier.n_bottom :], wide.to_numpy())
+    per = select_best(table, "rmse", by="level")
+    fc_lv = forecast_best(Y, hier, per, models, methods, h=4, freq="QS")
+    assert len(fc_lv) == hier.n_nodes * 4
+    for lv, nodes in hier.levels.items():
+        part = fc_lv[fc_lv["unique_id"].isin(nodes)]
+        assert set(zip(part["model"], part["method"])) == {per.choices[lv]}
