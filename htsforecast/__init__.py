@@ -18,17 +18,15 @@ from htsforecast.errors import (
     HTSError,
     ReconciliationError,
 )
+from htsforecast.forecast import BaseForecasts, forecast
+from htsforecast.hierarchy import Hierarchy
+from htsforecast.reconcile import Reconciled, reconcile
 
 __version__ = "0.1.0"
 
-# Public names resolved lazily so that ``import htsforecast`` stays cheap (statsforecast, prophet
-# and matplotlib are only imported by the functions that need them).
+# ``forecast`` and ``reconcile`` are bound eagerly above (they share their module's name); the rest
+# resolve lazily so that ``import htsforecast`` stays cheap.
 _LAZY = {
-    "Hierarchy": "htsforecast.hierarchy",
-    "forecast": "htsforecast.forecast",
-    "BaseForecasts": "htsforecast.forecast",
-    "reconcile": "htsforecast.reconcile",
-    "Reconciled": "htsforecast.reconcile",
     "cross_validate": "htsforecast.evaluate",
     "select_best": "htsforecast.evaluate",
 }
@@ -40,6 +38,11 @@ __all__ = [
     "DataError",
     "ReconciliationError",
     "__version__",
+    "Hierarchy",
+    "forecast",
+    "BaseForecasts",
+    "reconcile",
+    "Reconciled",
     *_LAZY,
 ]
 

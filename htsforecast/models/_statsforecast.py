@@ -38,24 +38,50 @@ _MAX_RERUNS = 20  # failing nodes re-fitted alone to report the exact error mess
 
 
 class _FailMarker:
-    """statsforecast fallback model that marks a failed node by returning all-NaN output."""
+    """statsforecast fallback model that marks a failed node by returning all-NaN output.
+
+    statsforecast names its output columns after the keys of the *last* series' result, so the
+    marker returns the wrapped model's keys in the model's own order (``keys``, learnt from a
+    probe fit); without them it uses statsforecast's usual order and the caller re-runs the good
+    nodes without the marker.
+    """
 
     alias = "_htsforecast_fail_marker"
+
+    def __init__(self, keys: list[str] | None = None) -> None:
+        self.keys = keys
 
     def __repr__(self) -> str:
         return self.alias
 
     def forecast(self, h: int, y: np.ndarray, X: Any = None, X_future: Any = None,
                  fitted: bool = False, level: Any = None) -> dict[str, np.ndarray]:  # fmt: skip
-        level = sorted(level or [])
-        out = {"mean": np.full(h, np.nan)}
-        out.update({f"lo-{lv}": np.full(h, np.nan) for lv in level})
-        out.update({f"hi-{lv}": np.full(h, np.nan) for lv in level})
-        if fitted:
-            out["fitted"] = np.full(len(y), np.nan)
-            out.update({f"fitted-lo-{lv}": np.full(len(y), np.nan) for lv in reversed(level)})
-            out.update({f"fitted-hi-{lv}": np.full(len(y), np.nan) for lv in level})
-        return out
+        keys = self.keys if self.keys is not None else _default_keys(sorted(level or []))
+        return {
+            k: np.full(len(y) if k.startswith("fitted") else h, np.nan)
+            for k in keys
+            if fitted or not k.startswith("fitted")
+        }
+
+
+def _default_keys(level: list[int]) -> list[str]:
+    keys = ["mean", *(f"lo-{lv}" for lv in level), *(f"hi-{lv}" for lv in level), "fitted"]
+    keys += [f"fitted-lo-{lv}" for lv in reversed(level)]
+    return keys + [f"fitted-hi-{lv}" for lv in level]
+
+
+def _probe_keys(model: Any, h: int, level: tuple[int, ...], n_obs: int) -> list[str] | None:
+    """The output keys, in order, of ``model.forecast`` on a well-behaved synthetic series."""
+    t = np.arange(max(n_obs, 60), dtype=np.float64)
+    season = int(getattr(model, "season_length", 12) or 12)
+    y = 100 + 0.5 * t + 10 * np.sin(2 * np.pi * t / max(season, 2)) + 3 * np.cos(1.7 * t)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = model.forecast(y=y, h=h, level=list(level) or None, fitted=True)
+    except Exception:  # noqa: BLE001 - no probe: the caller re-runs instead
+        return None
+    return list(res)
 
 
 class StatsForecastModel:
@@ -136,7 +162,12 @@ class StatsForecastModel:
         )
 
     def _run(
-        self, panel: Panel, h: int, level: tuple[int, ...], executor: Executor, marker: _FailMarker | None
+        self,
+        panel: Panel,
+        h: int,
+        level: tuple[int, ...],
+        executor: Executor,
+        marker: _FailMarker | None,
     ) -> ModelOutput:
         """One statsforecast call on ``panel``; output reordered to the panel's series order."""
         sf = self._statsforecast(panel.freq, executor.n_jobs, marker, executor.progress)

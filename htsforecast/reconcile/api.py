@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
+from threadpoolctl import threadpool_limits
 
 from htsforecast import validation as v
 from htsforecast.errors import DataError, ReconciliationError
@@ -106,6 +107,15 @@ def reconcile(
         if S_df is None or tags is None:
             raise ReconciliationError("give a Hierarchy, or S_df and tags.")
         hier = Hierarchy.from_nixtla(S_df, tags)
+    # Small dense factorisations are fastest single-threaded, and multi-threaded BLAS collapses
+    # when the cores are busy (parallel model fits): measured 0.95 s vs 0.007 s for a 501 x 501
+    # Cholesky on a loaded 2-core machine.
+    limit = 1 if hier.n_nodes <= 5000 else None
+    with threadpool_limits(limits=limit, user_api="blas"):
+        return _reconcile(base, hier, methods, level, intervals, n_samples, seed, Y_df)
+
+
+def _reconcile(base, hier, methods, level, intervals, n_samples, seed, Y_df) -> Reconciled:  # noqa: ANN001
     fc, insample, samples, base_level = _unpack_base(base, Y_df)
     levels = sorted(int(x) for x in (level if level is not None else base_level))
     methods = _normalize_methods(methods)
@@ -252,19 +262,24 @@ def _problem(hier: Hierarchy) -> Problem:
 def _pivot(
     frame: pd.DataFrame, col: str, node_ids: list[str], what: str
 ) -> tuple[np.ndarray, pd.Index]:
-    wide = frame.pivot_table(
-        index="unique_id", columns="ds", values=col, aggfunc="first", dropna=False
-    )
-    missing = [n for n in node_ids if n not in wide.index]
-    if missing:
+    """(node x date) matrix of ``frame[col]`` in ``node_ids`` order (O(rows), no pivot_table)."""
+    rows = pd.Index(node_ids).get_indexer(frame["unique_id"].astype(str))
+    if (rows < 0).any():
+        extra = pd.unique(frame["unique_id"][rows < 0])
+        raise DataError(f"{what} has unknown node(s) {v.format_examples(list(extra))}.")
+    t_codes, dates = pd.factorize(frame["ds"], sort=True)
+    present = np.zeros(len(node_ids), dtype=bool)
+    present[rows] = True
+    if not present.all():
+        missing = [node_ids[i] for i in np.flatnonzero(~present)]
         raise DataError(
             f"{what} has no rows for {len(missing)} node(s) of the hierarchy, e.g. "
-            f"{v.format_examples(missing)}. Forecast every node (Hierarchy.aggregate gives them all)."
+            f"{v.format_examples(missing)}. Forecast every node (Hierarchy.aggregate gives them "
+            "all)."
         )
-    extra = [n for n in wide.index if n not in set(node_ids)]
-    if extra:
-        raise DataError(f"{what} has unknown node(s) {v.format_examples(extra)}.")
-    return wide.loc[node_ids].to_numpy(dtype=float), wide.columns
+    out = np.full((len(node_ids), len(dates)), np.nan)
+    out[rows, t_codes] = frame[col].to_numpy(dtype=float)
+    return out, pd.Index(dates)
 
 
 def _forecast_arrays(fcm: pd.DataFrame, node_ids: list[str], model: str):  # noqa: ANN202
