@@ -26,6 +26,7 @@ from htsforecast.reconcile._kernel import (
     ConstraintSolver,
     LowRankW,
     mint_bottom,
+    mint_bottom_nonnegative,
     mint_variance_diag,
 )
 
@@ -309,9 +310,11 @@ class MinTrace:
     ----------
     method : {"ols", "wls_struct", "wls_var", "mint_cov", "mint_shrink"}
     nonnegative : bool
-        If True, every reported number is ≥ 0 and coherent. Heuristic (documented): negative
-        reconciled *bottom* values are set to zero and the hierarchy is rebuilt bottom-up; interval
-        bounds are clipped at zero. Cheap at any scale (no QP), unlike a constrained solve.
+        If True, every reported number is ≥ 0 and coherent. Point forecasts: bottoms that come
+        out negative are fixed at zero and the MinTrace projection is recomputed for the others,
+        until none is negative (iterative set-negative-to-zero inside the projection; no QP
+        solver, so it scales like MinTrace). Sample paths: negative reconciled bottoms are set
+        to zero and summed up. Interval bounds are clipped at zero.
     mint_shr_ridge : float
         Minimum variance on the diagonal of the shrunk covariance.
 
@@ -364,7 +367,11 @@ class MinTrace:
 
         def bottom(Y: np.ndarray, steps: np.ndarray | None) -> np.ndarray:
             b = mint_bottom(solver, Y)
-            return np.maximum(b, 0.0) if self.nonnegative else b
+            if not self.nonnegative:
+                return b
+            if steps is None:  # point forecasts: re-project with negative bottoms fixed at 0
+                return mint_bottom_nonnegative(problem.S, W, Y, b)
+            return np.maximum(b, 0.0)  # sample paths: clip (documented)
 
         def variance(sigma2: np.ndarray) -> np.ndarray:
             Whs = [_corr_scaled(W, np.sqrt(sigma2[:, c])) for c in range(sigma2.shape[1])]
