@@ -1,7 +1,7 @@
 """fpp3 Table 11.2 with htsforecast, then a pipeline chosen by cross-validation that beats it.
 
 Run: ``python benchmarks/fpp3_tourism.py`` (about 3-4 minutes on 2 cores; ``--search`` reruns the
-full candidate search, ~15 minutes).
+full candidate search: tens of minutes).
 
 Part 1 - reproduction (fpp3 section 11.4). Australian domestic overnight trips,
 ``(state / region) * purpose``: 425 series (1 total, 8 states, 4 purposes, 76 regions,
@@ -25,9 +25,26 @@ origins 2011 Q4-2013 Q4 every two quarters; the test years are never seen). The 
 equally); that rule was fixed before looking at any test number. Only then is it fitted on the
 full training period and scored once on 2016-2017.
 
-The full search (``--search``) is slow, so by default the CV is rerun on a short list drawn from
-that search's best pipelines (the short list also comes from training-period CV only); the
-selection printed is the rule applied to that CV.
+The full search (``--search``: 8 base models incl. log-scale and seasonal-drift variants,
+all combinations of up to 3, x 7 methods incl. the OLS/MinT blend; ARIMA was left out, too slow
+for 5 refits of 425 series on 2 cores) is slow, so by default the CV is rerun on a short list made
+of the models in that search's best pipelines (chosen from training-period CV only) and the rule
+is applied to that CV. Measured (2 cores, shared machine)::
+
+    CV on 2011Q4-2013Q4 origins (all series)   MASE   RMSE  score
+    dotm            ols+mint (OLS/MinT blend)  0.949  40.94  1.007   <- selected
+    dotm            ols                        0.962  40.49  1.008
+    dotm+dotm_log+ets_zza_log  ols             0.962  40.52  1.009
+    dotm            mint                       0.947  41.58  1.014
+    ets_zza         mint                       0.970  42.12  (for comparison)
+
+    test 2016-2017, all series                 RMSE 42.97 (book best 43.19: 0.5 % better)
+                                               MASE 0.961 (book best 0.98:  1.9 % better)
+
+So the CV-selected pipeline (Dynamic Optimised Theta base forecasts, reconciled with the average
+of the OLS and MinT-shrink projections) beats every book pipeline on both measures, but by less
+than the 5 % aimed at. The test years saw faster growth than any training window; every
+candidate under-forecasts the aggregates (Total RMSE ~1950 vs 1713 for base ETS).
 """
 
 from __future__ import annotations
@@ -35,7 +52,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import Any
 
@@ -49,6 +66,7 @@ from htsforecast.forecast import forecast
 from htsforecast.hierarchy import Hierarchy
 from htsforecast.models import ModelOutput, StatsForecastModel
 from htsforecast.reconcile import BottomUp, MinTrace, reconcile
+from htsforecast.reconcile.methods import Fitted
 
 H, M = 8, 4
 TRAIN_END = pd.Timestamp("2015-10-01")
@@ -65,12 +83,33 @@ BOOK_ALL = {  # fpp3 Table 11.2, "All series" row
     "mase": {"base": 1.04, "bu": 1.08, "mint": 0.98, "ols": 1.03},
 }
 BOOK_METHODS = {"bu": BottomUp(), "mint": MinTrace("mint_shrink"), "ols": MinTrace("ols")}
+
+
+@dataclass(frozen=True)
+class Blend:
+    """Average of several reconciliation methods: ``P = mean(P_k)``, coherent by construction.
+
+    (The average of coherent forecasts is coherent.) Variances are averaged too, an
+    approximation used only if intervals are asked for; the scores here are point scores.
+    """
+
+    members: tuple[Any, ...]
+
+    def fit(self, problem, yhat) -> Fitted:  # noqa: ANN001
+        fits = [m.fit(problem, yhat) for m in self.members]
+        return Fitted(
+            lambda Y, steps: np.mean([f.bottom(Y, steps) for f in fits], axis=0),
+            lambda s2: np.mean([f.variance(s2) for f in fits], axis=0),
+        )
+
+
 ALL_METHODS = {
     "bu": BottomUp(),
     "ols": MinTrace("ols"),
     "wls_struct": MinTrace("wls_struct"),
     "wls_var": MinTrace("wls_var"),
     "mint": MinTrace("mint_shrink"),
+    "ols+mint": Blend((MinTrace("ols"), MinTrace("mint_shrink"))),
 }
 
 
@@ -99,9 +138,59 @@ class Combination:
         )
 
 
+@dataclass(frozen=True)
+class Log:
+    """Fit ``model`` to ``log1p(y)`` and back-transform with ``expm1`` (median forecasts).
+
+    Multiplicative structure (seasonal swings proportional to the level, exponential growth)
+    becomes additive on the log scale. No bias adjustment, so the point forecast is the median.
+    """
+
+    model: Any
+    min_obs: int = 7
+
+    def fit_predict(self, panel, h, level, executor) -> ModelOutput:  # noqa: ANN001
+        out = self.model.fit_predict(
+            replace(panel, y=np.log1p(np.clip(panel.y, 0, None))), h, level, executor
+        )
+        return ModelOutput(
+            mean=np.expm1(out.mean),
+            fitted=np.expm1(out.fitted),
+            lo={lv: np.expm1(v) for lv, v in out.lo.items()},
+            hi={lv: np.expm1(v) for lv, v in out.hi.items()},
+            failures=out.failures,
+        )
+
+
+@dataclass(frozen=True)
+class SeasonalDrift:
+    """Seasonal naive plus the average yearly change: ``y_{T+h-m(k+1)} + (k+1) * drift``.
+
+    ``drift`` is the mean of ``y_t - y_{t-m}`` over the history (fpp3 §5.2's drift idea applied
+    to seasonal differences).
+    """
+
+    m: int = M
+    min_obs: int = M + 1
+
+    def fit_predict(self, panel, h, level, executor) -> ModelOutput:  # noqa: ANN001
+        n = len(panel.ids)
+        mean = np.empty((n, h))
+        fitted = np.full(len(panel.y), np.nan)
+        steps = np.arange(1, h + 1)
+        k = (steps - 1) // self.m
+        for i in range(n):
+            y = panel.y[panel.indptr[i] : panel.indptr[i + 1]]
+            d = y[self.m :] - y[: -self.m]
+            drift = d.mean()
+            mean[i] = y[len(y) + steps - self.m * (k + 1) - 1] + (k + 1) * drift
+            fitted[panel.indptr[i] + self.m : panel.indptr[i + 1]] = y[: -self.m] + drift
+        return ModelOutput(mean=mean, fitted=fitted)
+
+
 def base_models() -> dict[str, Any]:
     """The single base models of the search (statsforecast, season length 4)."""
-    from statsforecast.models import AutoARIMA, AutoCES, AutoETS, DynamicOptimizedTheta
+    from statsforecast.models import AutoCES, AutoETS, DynamicOptimizedTheta
 
     return {
         "ets_zza": StatsForecastModel(AutoETS(season_length=M, model="ZZA")),
@@ -109,7 +198,9 @@ def base_models() -> dict[str, Any]:
         "ets_damped": StatsForecastModel(AutoETS(season_length=M, model="ZZZ", damped=True)),
         "dotm": StatsForecastModel(DynamicOptimizedTheta(season_length=M)),
         "ces": StatsForecastModel(AutoCES(season_length=M)),
-        "arima": StatsForecastModel(AutoARIMA(season_length=M)),
+        "dotm_log": Log(StatsForecastModel(DynamicOptimizedTheta(season_length=M))),
+        "ets_zza_log": Log(StatsForecastModel(AutoETS(season_length=M, model="ZZA"))),
+        "sdrift": SeasonalDrift(),
     }
 
 
@@ -197,7 +288,7 @@ def select(cv: pd.DataFrame) -> pd.DataFrame:
     return allrows.sort_values("score")
 
 
-SHORT_LIST = ["ets_zza", "ets_zzz", "dotm", "ces"]  # see module docstring / --search
+SHORT_LIST = ["dotm", "dotm_log", "ets_zza", "ets_zza_log"]  # from --search, see docstring
 
 
 def search(Y: pd.DataFrame, hier: Hierarchy, names: list[str], max_size: int, n_jobs: int):
@@ -234,6 +325,8 @@ def confirm(Y, hier, ranked, candidates, book, n_jobs) -> None:  # noqa: ANN001
         verdict = "meets" if gain >= 5 else "misses"
         print(f"  all-series {metric.upper()} {allr[metric]:.3f} vs book best {ref}: "
               f"{gain:+.1f} % better ({verdict} the 5 % target)")  # fmt: skip
+    if book is None:
+        return
     ours = book[(book["level"] == "All series")].pivot_table(
         index=["model", "method"], columns="metric", values="value"
     )
@@ -245,15 +338,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--search", action="store_true", help="full candidate search (slow)")
     parser.add_argument("--n-jobs", type=int, default=-1)
+    parser.add_argument("--max-size", type=int, default=3, help="largest combination searched")
+    parser.add_argument("--models", default=None, help="comma-separated candidate base models")
+    parser.add_argument("--skip-repro", action="store_true", help="skip part 1")
     args = parser.parse_args()
     ds = load_tourism()
     hier = Hierarchy.from_formula(ds.formula)
     Y = hier.aggregate(ds.data)
     print(f"tourism: {hier.n_nodes} series ({hier.n_bottom} bottom), {Y['ds'].nunique()} "
           f"quarters; train to {TRAIN_END:%Y-%m}, test {H} quarters")  # fmt: skip
-    book = reproduce(Y, hier, args.n_jobs)
+    book = None if args.skip_repro else reproduce(Y, hier, args.n_jobs)
     names = list(base_models()) if args.search else SHORT_LIST
-    ranked, candidates = search(Y, hier, names, 3 if args.search else len(names), args.n_jobs)
+    names = args.models.split(",") if args.models else names
+    ranked, candidates = search(Y, hier, names, args.max_size, args.n_jobs)
     confirm(Y, hier, ranked, candidates, book, args.n_jobs)
 
 

@@ -29,7 +29,14 @@ from scipy.stats import norm
 from htsforecast import metrics as _metrics
 from htsforecast.errors import DataError
 
-__all__ = ["cross_validate", "select_best", "forecast_best", "CVResult", "Selection"]
+__all__ = [
+    "cross_validate",
+    "select_best",
+    "forecast_best",
+    "skill_table",
+    "CVResult",
+    "Selection",
+]
 
 ALL = "all"
 _KEYS = ["model", "method"]
@@ -499,3 +506,33 @@ def forecast_best(
         columns=["unique_id", "model", "method"],
     )
     return fc.merge(pick, on=["unique_id", "model", "method"]).reset_index(drop=True)
+
+
+def skill_table(
+    cv_table: pd.DataFrame | CVResult,
+    metric: str = "crps",
+    reference: tuple[str, str] = ("snaive", "base"),
+) -> pd.DataFrame:
+    """Skill scores ``1 - score / score_ref`` per level against a reference pipeline.
+
+    fpp3 Table 11.3 reports the CRPS skill of each reconciliation method against seasonal-naive
+    base forecasts; ``skill_table(cv, "crps", ("snaive", "base"))`` gives that table for a
+    cross-validation run that included a ``"snaive"`` model. Returns ``level, model, method,
+    metric, value`` with ``metric = "<metric>_skill"``; the reference row itself scores 0.
+    """
+    table = cv_table.table if isinstance(cv_table, CVResult) else cv_table
+    sub = table[table["metric"] == metric]
+    ref = sub[(sub["model"] == reference[0]) & (sub["method"] == reference[1])]
+    if ref.empty:
+        raise DataError(
+            f"skill_table: no {metric!r} rows for the reference model={reference[0]!r}, "
+            f"method={reference[1]!r}; include it in cross_validate (e.g. SeasonalNaive)."
+        )
+    ref_by_level = ref.set_index("level")["value"]
+    out = sub.assign(
+        value=_metrics.skill_score(
+            sub["value"].to_numpy(), sub["level"].map(ref_by_level).to_numpy()
+        ),
+        metric=f"{metric}_skill",
+    )
+    return out.reset_index(drop=True)

@@ -24,7 +24,7 @@ from htsforecast.models._fallback import Fit, fit_chain
 from htsforecast.models._protocol import Forecaster, Panel
 from htsforecast.validation import format_examples, require_columns, to_datetime
 
-__all__ = ["BaseForecasts", "FallbackWarning", "forecast", "make_executor"]
+__all__ = ["BaseForecasts", "FallbackWarning", "forecast", "make_executor", "validate_long_frame"]
 
 _FALLBACK_COLUMNS = ["unique_id", "model", "reason", "fallback_model"]
 
@@ -135,6 +135,16 @@ def forecast(
     -----
     FallbackWarning
         Once, summarising the nodes that fell back (counts and distinct reasons).
+
+    Examples
+    --------
+    >>> from statsforecast.models import AutoETS
+    >>> from htsforecast.models import StatsForecastModel, SeasonalNaive
+    >>> base = forecast(Y, {"ets": StatsForecastModel(AutoETS(season_length=12)),
+    ...                     "snaive": SeasonalNaive(12)}, h=12, freq="MS", level=[80, 95])
+    ... # doctest: +SKIP
+    >>> base.forecasts.columns.tolist()  # doctest: +SKIP
+    ['unique_id', 'ds', 'model', 'yhat', 'yhat_lo_80', 'yhat_hi_80', 'yhat_lo_95', 'yhat_hi_95']
     """
     h, levels = _check_h(h), _check_level(level)
     models = _check_models(models)

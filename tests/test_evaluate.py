@@ -8,7 +8,13 @@ import pytest
 
 from htsforecast import metrics
 from htsforecast.errors import DataError
-from htsforecast.evaluate import CVResult, cross_validate, forecast_best, select_best
+from htsforecast.evaluate import (
+    CVResult,
+    cross_validate,
+    forecast_best,
+    select_best,
+    skill_table,
+)
 from htsforecast.hierarchy import Hierarchy
 from htsforecast.models import Mean, Naive, SeasonalNaive
 from htsforecast.reconcile import BottomUp, MinTrace
@@ -61,6 +67,7 @@ def test_windows_never_see_test_dates(data) -> None:
     assert fc["y"].notna().all()
 
 
+@pytest.mark.filterwarnings("ignore:.*residual periods:UserWarning")
 def test_spike_after_cutoff_does_not_change_window_forecasts(data) -> None:
     _, hier, Y = data
     models = {"snaive": SeasonalNaive(4), "mean": Mean()}
@@ -224,3 +231,15 @@ def test_cv_select_then_forecast_best_is_coherent(data) -> None:
     for lv, nodes in hier.levels.items():
         part = fc_lv[fc_lv["unique_id"].isin(nodes)]
         assert set(zip(part["model"], part["method"])) == {per.choices[lv]}
+
+
+def test_skill_table_against_reference() -> None:
+    table = _table()
+    sk = skill_table(table, "mase", reference=("ets", "base"))
+    got = sk.set_index(["level", "model", "method"])["value"]
+    assert got[("total", "ets", "ols")] == pytest.approx(1 - 0.8 / 1.0)
+    assert got[("bottom", "arima", "bu")] == pytest.approx(1 - 0.7 / 0.9)
+    assert got[("all", "ets", "base")] == 0.0
+    assert set(sk["metric"]) == {"mase_skill"}
+    with pytest.raises(DataError, match="reference"):
+        skill_table(table, "mase", reference=("snaive", "base"))

@@ -301,9 +301,41 @@ def test_prophet_equals_prophet_called_directly(prophet_base):
     np.testing.assert_allclose(ins["fitted"], m.predict(hist)["yhat"], rtol=1e-6)
     fc = base.forecasts[base.forecasts.unique_id == "s1"]
     np.testing.assert_allclose(fc["yhat"], m.predict(future)["yhat"], rtol=1e-6)
-    np.testing.assert_allclose(fc["yhat_lo_80"], np.percentile(base.samples["prophet"][1], 10, axis=1))
+    np.testing.assert_allclose(
+        fc["yhat_lo_80"], np.percentile(base.samples["prophet"][1], 10, axis=1)
+    )
 
 
 def test_prophet_rejects_bad_n_samples():
     with pytest.raises(ValueError, match="n_samples"):
         ProphetModel(n_samples=0)
+
+
+def test_statsforecast_without_probe_reruns_good_nodes(monkeypatch):
+    """If the model's output keys cannot be probed, good nodes are refitted without the marker."""
+    from statsforecast.models import HoltWinters
+
+    import htsforecast.models._statsforecast as sfmod
+
+    monkeypatch.setattr(sfmod, "_probe_keys", lambda *a: None)
+    series = random_series(2, 40, seed=6)
+    series["z_bad"] = series["s0"][:15]
+    df = long_frame(series)
+    out = StatsForecastModel(HoltWinters(season_length=12)).fit_predict(
+        panel_of(df), 3, (80, 95), EX
+    )
+    assert list(out.failures) == [2]
+    fc, fv = _direct(HoltWinters(season_length=12), df[df.unique_id != "z_bad"], 3, [80, 95])
+    np.testing.assert_allclose(out.lo[95][:2].ravel(), fc["HoltWinters-lo-95"], rtol=1e-12)
+    np.testing.assert_allclose(out.hi[80][:2].ravel(), fc["HoltWinters-hi-80"], rtol=1e-12)
+    np.testing.assert_allclose(out.fitted[:80], fv["HoltWinters"], rtol=1e-12)
+    assert np.isnan(out.mean[2]).all()
+
+
+def test_prophet_parallel_equals_sequential():
+    df = long_frame(random_series(3, 24, seed=7))
+    model = ProphetModel(n_samples=20, seed=3, **PROPHET_KW)
+    one = forecast(df, {"p": model}, h=3, freq="MS", level=[90], n_jobs=1)
+    two = forecast(df, {"p": model}, h=3, freq="MS", level=[90], n_jobs=2)
+    pd.testing.assert_frame_equal(one.forecasts, two.forecasts)
+    np.testing.assert_array_equal(one.samples["p"], two.samples["p"])

@@ -119,3 +119,18 @@ def test_plot_S_spy(tmp_path) -> None:
     assert ax2.get_title() == "S (3 x 2)"
     with pytest.raises(DataError, match="max_nodes"):
         plotting.plot_S(S, max_nodes=2)
+
+
+def test_plot_S_with_a_real_hierarchy() -> None:
+    from htsforecast.hierarchy import Hierarchy
+
+    ds = pd.date_range("2020-01-01", periods=3, freq="MS")
+    df = pd.DataFrame(
+        [(s, c, d, 1.0) for s, c in [("A", "x"), ("A", "y"), ("B", "z")] for d in ds],
+        columns=["state", "city", "ds", "y"],
+    )
+    hier = Hierarchy.from_formula("state / city")
+    hier.aggregate(df)
+    ax = plotting.plot_S(hier)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(hier.levels)
+    assert ax.get_title() == f"S ({hier.n_nodes} x {hier.n_bottom})"

@@ -3,7 +3,9 @@
 Models never start processes themselves; they split their work into items and call
 ``executor.map(fn, items)``. :class:`LocalExecutor` runs the items in this process (``n_jobs=1``)
 or in joblib/loky worker processes; a distributed executor (Dask, Spark) only has to provide the
-same three members (``n_jobs``, ``partition``, ``map``).
+same members (``n_jobs``, ``progress``, ``partition``, ``map``). Optionally an executor may
+define ``run_statsforecast(sf, df, h, level) -> (forecast_df, fitted_df)`` to run
+statsforecast's single batch call on its engine (see ``htsforecast.models._statsforecast``).
 """
 
 from __future__ import annotations

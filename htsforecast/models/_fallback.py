@@ -51,10 +51,11 @@ def fit_chain(
         last = k == len(chain) - 1
         want = tuple(sorted({*level, 80})) if (k and samples is not None) else level
         lenient = last and k > 0  # a last-resort fallback may leave an interval undefined
-        ok, why, out = _attempt(model, repr(model), panel.subset(todo), h, want, executor, lenient)
+        sub = panel.subset(todo)
+        ok, why, out = _attempt(model, repr(model), sub, h, want, executor, lenient)
         done = todo[ok]
         mean[done] = out.mean[ok]
-        fitted[panel.rows(done)] = out.fitted[panel.subset(todo).rows(np.flatnonzero(ok))]
+        fitted[panel.rows(done)] = out.fitted[sub.rows(np.flatnonzero(ok))]
         for lv in level:
             lo[lv][done], hi[lv][done] = out.lo[lv][ok], out.hi[lv][ok]
         if samples is not None:

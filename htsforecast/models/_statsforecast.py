@@ -171,10 +171,8 @@ class StatsForecastModel:
     ) -> ModelOutput:
         """One statsforecast call on ``panel``; output reordered to the panel's series order."""
         sf = self._statsforecast(panel.freq, executor.n_jobs, marker, executor.progress)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fc = sf.forecast(df=panel.to_frame(), h=h, level=list(level) or None, fitted=True)
-            fv = sf.forecast_fitted_values()
+        run = getattr(executor, "run_statsforecast", run_statsforecast)
+        fc, fv = run(sf, panel.to_frame(), h, list(level) or None)
         return _from_statsforecast(panel, h, level, fc, fv, _alias(self.model))
 
     def _reason(self, one: Panel, h: int, level: tuple[int, ...]) -> str:
@@ -187,6 +185,22 @@ class StatsForecastModel:
         except Exception as exc:  # noqa: BLE001 - reporting the model's own error
             return describe_error(exc)
         return "non-finite forecast"
+
+
+def run_statsforecast(
+    sf: Any, df: pd.DataFrame, h: int, level: list[int] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run ``sf.forecast(df, h, level, fitted=True)`` here; return (forecasts, fitted values).
+
+    An executor may define a method with this signature, ``run_statsforecast``, to run the same
+    call on a distributed engine (statsforecast accepts Dask / Spark frames through fugue); the
+    returned frames must be pandas.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fc = sf.forecast(df=df, h=h, level=level, fitted=True)
+        fv = sf.forecast_fitted_values()
+    return fc, fv
 
 
 def _alias(model: Any) -> str:
