@@ -131,6 +131,29 @@ def bench_prophet(Y: pd.DataFrame, freq: str, n_nodes: int) -> tuple[list, list[
     ]
 
 
+def _spin(seconds: float) -> float:
+    """Burn ``seconds`` of CPU (control task for the parallel check)."""
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        pass
+    return seconds
+
+
+def bench_control(n_tasks: int = 8, seconds: float = 0.25) -> tuple[list, list[str]]:
+    """Same executor, pure-CPU tasks: the speed-up this machine allows right now."""
+    from htsforecast.models import LocalExecutor
+
+    LocalExecutor(n_jobs=2).map(_spin, [0.01, 0.01])  # start the workers
+    items = [seconds] * n_tasks
+    t1 = timed(lambda: LocalExecutor(n_jobs=1).map(_spin, items))[:2]
+    t2 = timed(lambda: LocalExecutor(n_jobs=2).map(_spin, items))[:2]
+    rows = [
+        ("control: CPU spin tasks", 1, n_tasks, t1),
+        ("control: CPU spin tasks", 2, n_tasks, t2),
+    ]
+    return rows, [f"control speed-up (pure CPU, same executor): {t1[0] / t2[0]:.2f}x"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-jobs", type=int, default=1, help="n_jobs for the AutoETS runs")
@@ -156,7 +179,8 @@ def main() -> None:
         rows, notes = rows + r, notes + n
     if args.prophet_nodes:
         r, n = bench_prophet(Y, freq, args.prophet_nodes)
-        rows, notes = rows + r, notes + n
+        rc, nc = bench_control()
+        rows, notes = rows + r + rc, notes + n + nc
     print(
         f"\n{'run':32s} {'n_jobs':>6s} {'series':>7s} {'wall s':>8s} {'series/s':>9s} {'cpu s*':>8s}"
     )

@@ -50,8 +50,50 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
+    from htsforecast.job import METHODS, MODELS
+
+    p = subparsers.add_parser(
+        "run",
+        help="the whole job: aggregate, forecast, reconcile, evaluate, write files",
+        description="Aggregate the data to every node, fit base forecasts, reconcile them with "
+        "every method, evaluate by rolling-origin cross-validation, pick the best model x method "
+        "and write forecasts.csv, accuracy.csv, selection.json and plots. With no arguments it "
+        "runs on the bundled radon panel.",
+    )
+    p.add_argument("--data", help="bottom-level data, CSV or Parquet (default: bundled data set)")
+    p.add_argument("--dataset", help="bundled data set used without --data (default radon_panel)")
+    p.add_argument("--formula", help="hierarchy, e.g. '(state / county) * floor'")
+    p.add_argument("--time-col", dest="time_col", help="date column (default ds)")
+    p.add_argument("--target-col", dest="target_col", help="value column (default y)")
+    p.add_argument("--freq", help="pandas frequency alias: MS, QS, W, D ... (never guessed)")
+    p.add_argument("--h", type=int, help="forecast horizon (default: one season)")
+    p.add_argument("--models", help=f"comma-separated, from: {', '.join(MODELS)} (default ets)")
+    p.add_argument("--methods", help=f"comma-separated, from: {', '.join(METHODS)}")
+    p.add_argument("--level", help="interval levels, e.g. 80,95")
+    p.add_argument("--cv-windows", dest="cv_windows", type=int, help="CV origins (default 1)")
+    p.add_argument("--metric", help="selection metric: mase, rmse, mae (default mase)")
+    p.add_argument("--nonnegative", action="store_true", default=None, help="clip MinTrace at 0")
+    p.add_argument("--n-jobs", dest="n_jobs", type=int, help="parallel jobs (default -1: all)")
+    p.add_argument("--out", help="output directory (default ./htsforecast-out/)")
+    p.add_argument("--no-plots", dest="plots", action="store_false", default=None)
+    p.add_argument("--config", help="TOML file with the same settings (CLI options win)")
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from htsforecast.job import RunConfig, run
+
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config")}
+    run(RunConfig.from_sources(args.config, options))
+    return 0
+
+
 #: Registration functions of the subcommands, in the order ``--help`` shows them.
-_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_datasets_parser]
+_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_run_parser,
+    _add_datasets_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

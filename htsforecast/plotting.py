@@ -189,7 +189,7 @@ def plot_accuracy(
         ax.bar(x + (i - (n - 1) / 2) * width, wide[col].to_numpy(), width, label=col)
     ax.set_xticks(x, order, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(metric)
-    ax.legend(fontsize=7, ncols=max(1, n // 6))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), ncols=max(1, n // 12))
     ax.figure.tight_layout()
     return ax
 
