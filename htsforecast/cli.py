@@ -73,7 +73,12 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--level", help="interval levels, e.g. 80,95")
     p.add_argument("--cv-windows", dest="cv_windows", type=int, help="CV origins (default 1)")
     p.add_argument("--metric", help="selection metric: mase, rmse, mae (default mase)")
-    p.add_argument("--nonnegative", action="store_true", default=None, help="clip MinTrace at 0")
+    p.add_argument(
+        "--nonnegative",
+        action="store_true",
+        default=None,
+        help="non-negative MinTrace forecasts (negative bottoms fixed at 0, re-projected)",
+    )
     p.add_argument("--n-jobs", dest="n_jobs", type=int, help="parallel jobs (default -1: all)")
     p.add_argument("--out", help="output directory (default ./htsforecast-out/)")
     p.add_argument("--no-plots", dest="plots", action="store_false", default=None)
