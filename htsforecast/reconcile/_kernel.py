@@ -108,6 +108,11 @@ class ConstraintSolver:
         if U is None:
             raise ReconciliationError("W has zero variances and no low-rank part: it is singular.")
         # pure low rank (e.g. mint_cov): C W C' = V V' must be non-singular, so n_a <= rank
+        if self.na > U.shape[1] and not np.any(d > 0):
+            raise ReconciliationError(
+                f"C W C' is singular: {self.na} aggregate constraints but the covariance has rank "
+                f"at most {U.shape[1]}."
+            )
         V = self.C(U)
         K = V @ V.T + np.diag(da) + (self.A.multiply(db[None, :]) @ self.A.T).toarray()
         try:
