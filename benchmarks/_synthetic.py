@@ -11,6 +11,9 @@ Base forecasts and in-sample fitted values are a *noisy seasonal naive* of every
 12 periods earlier times ``1 + 0.05 ε``, independent ε per node and period), so the forecasts are
 incoherent, the residuals are correlated across the hierarchy, and no model fitting time is
 involved. Everything is seeded.
+
+It also holds the independent reference solutions the benchmark compares against
+(:func:`reference_weights`, :func:`reference_gls`, :func:`reference_top_down`).
 """
 
 from __future__ import annotations

@@ -250,7 +250,8 @@ def _rel_diff(a: np.ndarray | None, b: np.ndarray | None, level: np.ndarray) -> 
 
 
 def _median(res: dict, key: str = "times") -> float | None:
-    return float(np.median(res[key])) if res.get("status") == "ok" else None
+    ok = res.get("status") == "ok" and len(res.get(key) or []) > 0
+    return float(np.median(res[key])) if ok else None
 
 
 def _bench_size(size: int, args, workdir: Path, log) -> list[dict]:  # noqa: ANN001
@@ -474,15 +475,14 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="reconcile_scale_") as tmp:
         for size in sizes:
             rows += _bench_size(size, args, Path(tmp), log)
-    text = "\n\n".join(
-        [
-            render(rows),
-            FOOTNOTES,
-            _notes(rows),
-            f"Total {time.perf_counter() - start:.0f} s; load average at start "
-            f"{load0[0]:.1f}, at end {os.getloadavg()[0]:.1f} (2 cores; other jobs share them).",
-        ]
-    )
+    parts = [
+        render(rows),
+        FOOTNOTES,
+        _notes(rows),
+        f"Total {time.perf_counter() - start:.0f} s; load average at start "
+        f"{load0[0]:.1f}, at end {os.getloadavg()[0]:.1f} (2 cores; other jobs share them).",
+    ]
+    text = "\n\n".join(p for p in parts if p)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")

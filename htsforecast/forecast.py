@@ -81,8 +81,17 @@ class BaseForecasts:
         return out
 
 
-def make_executor(n_jobs: int | None = 1, progress: bool | None = None) -> Executor:
-    """The executor running per-node work (the single place to add Dask/Spark engines)."""
+def make_executor(
+    n_jobs: int | None = 1, progress: bool | None = None, engine: Any = None
+) -> Executor:
+    """The executor running per-node work: local processes, or a cluster when ``engine`` is set.
+
+    See :func:`htsforecast.engines.executor_for` for the accepted ``engine`` values.
+    """
+    if engine is not None:
+        from htsforecast.engines import executor_for
+
+        return executor_for(engine, progress)
     return LocalExecutor(n_jobs=resolve_n_jobs(n_jobs), progress=progress_enabled(progress))
 
 
@@ -95,6 +104,7 @@ def forecast(
     n_jobs: int | None = 1,
     fallback: Forecaster | Sequence[Forecaster] | str | None = "auto",
     progress: bool | None = None,
+    engine: Any = None,
 ) -> BaseForecasts:
     """Fit every model at every node of ``Y`` and forecast ``h`` steps.
 
@@ -120,6 +130,11 @@ def forecast(
         ``Naive()``. ``None``: a failure raises :class:`~htsforecast.errors.HTSError`.
     progress : bool, optional
         Progress bar; default on only when stderr is a terminal.
+    engine : None, "dask", "spark", distributed.Client, pyspark SparkSession or Executor
+        Where the base models are fitted. ``None``: this machine (``n_jobs`` processes).
+        Otherwise on that cluster (``n_jobs`` is then ignored): statsforecast models chunk-wise
+        through fugue, Prophet chunks of nodes as Dask tasks / Spark ``applyInPandas`` groups;
+        same numbers as the local run (see :mod:`htsforecast.engines`).
 
     Returns
     -------
@@ -150,7 +165,7 @@ def forecast(
     models = _check_models(models)
     chain = _fallback_chain(fallback, freq)
     panel = Panel.from_long(validate_long_frame(Y, freq), freq)
-    executor = make_executor(n_jobs, progress)
+    executor = make_executor(n_jobs, progress, engine)
     fits = {
         name: fit_chain(panel, [(name, model), *chain], h, levels, executor)
         for name, model in models.items()

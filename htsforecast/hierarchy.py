@@ -467,7 +467,9 @@ def _is_strict(
         block = S[[index[n] for n in nodes]]
         if not np.array_equal(np.asarray(block.sum(axis=0)).ravel(), np.ones(S.shape[1])):
             return False
-        assign = np.asarray(block.argmax(axis=0)).ravel()  # the node of each bottom
+        coo = block.tocoo()
+        assign = np.empty(S.shape[1], dtype=np.intp)  # the node of each bottom
+        assign[coo.col] = coo.row
         if prev is not None:
             # refinement: each node of this level maps to exactly one node of the previous level
             pairs = np.unique(np.stack([assign, prev]), axis=1)

@@ -74,7 +74,10 @@ class Problem:
         counts = np.asarray(block.sum(axis=0)).ravel()
         if not np.all(counts == 1):
             raise ReconciliationError(f"level {level!r} does not partition the bottom series.")
-        return rows[np.asarray(block.argmax(axis=0)).ravel()]
+        coo = block.tocoo()  # vectorised owner lookup (sparse argmax loops in Python)
+        owner = np.empty(self.m, dtype=np.intp)
+        owner[coo.col] = coo.row
+        return rows[owner]
 
     def path(self, path: list[str] | None, start: str) -> list[str]:
         """The levels from ``start`` down to the bottom along ``path`` (validated)."""
