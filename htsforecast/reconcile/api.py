@@ -259,10 +259,15 @@ def _problem(hier: Hierarchy) -> Problem:
 
 
 def _pivot(
-    frame: pd.DataFrame, col: str, node_ids: list[str], what: str
-) -> tuple[np.ndarray, pd.Index]:
-    """(node x date) matrix of ``frame[col]`` in ``node_ids`` order (O(rows), no pivot_table)."""
-    rows = pd.Index(node_ids).get_indexer(frame["unique_id"].astype(str))
+    frame: pd.DataFrame, col: str | list[str], node_ids: list[str], what: str
+) -> tuple[np.ndarray | list[np.ndarray], pd.Index]:
+    """(node x date) matrix of ``frame[col]`` in ``node_ids`` order (O(rows), no pivot_table).
+
+    With a list of columns, one matrix per column is returned (the row/date codes are computed
+    once).
+    """
+    uid = frame["unique_id"]
+    rows = pd.Index(node_ids).get_indexer(uid if uid.dtype == object else uid.astype(str))
     if (rows < 0).any():
         extra = pd.unique(frame["unique_id"][rows < 0])
         raise DataError(f"{what} has unknown node(s) {v.format_examples(list(extra))}.")
@@ -276,9 +281,12 @@ def _pivot(
             f"{v.format_examples(missing)}. Forecast every node (Hierarchy.aggregate gives them "
             "all)."
         )
-    out = np.full((len(node_ids), len(dates)), np.nan)
-    out[rows, t_codes] = frame[col].to_numpy(dtype=float)
-    return out, pd.Index(dates)
+    outs = []
+    for c in [col] if isinstance(col, str) else col:
+        out = np.full((len(node_ids), len(dates)), np.nan)
+        out[rows, t_codes] = frame[c].to_numpy(dtype=float)
+        outs.append(out)
+    return (outs[0] if isinstance(col, str) else outs), pd.Index(dates)
 
 
 def _forecast_arrays(fcm: pd.DataFrame, node_ids: list[str], model: str):  # noqa: ANN202
@@ -307,11 +315,11 @@ def _with_insample(
 ) -> Problem:
     if insample is None or len(insample) == 0:
         return problem
-    ins = insample[insample["model"] == model]
-    if len(ins) == 0:
+    codes, names = pd.factorize(insample["model"])
+    if model not in set(names):
         return problem
-    y, _ = _pivot(ins, "y", node_ids, f"in-sample values of model {model!r}")
-    resid, _ = _pivot(ins, "resid", node_ids, f"in-sample residuals of model {model!r}")
+    ins = insample[codes == list(names).index(model)]
+    (y, resid), _ = _pivot(ins, ["y", "resid"], node_ids, f"in-sample data of model {model!r}")
     return Problem(problem.S, problem.levels, problem.default_path, y, resid)
 
 
