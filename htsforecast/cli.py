@@ -120,8 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 on a usage error or an :class:`~htsforecast.errors.HTSError` /
-        ``OSError`` (reported as one line on stderr, no traceback).
+        0 on success, 2 on a usage error, an :class:`~htsforecast.errors.HTSError`, an
+        ``OSError`` or input pandas cannot read (``ValueError``/``TypeError``/``KeyError``):
+        reported as one line on stderr, no traceback.
     """
     parser = build_parser()
     try:
@@ -131,9 +132,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (HTSError, OSError) as exc:
-        message = " ".join(str(exc).split())  # one line, whatever the exception text holds
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except (ValueError, TypeError, KeyError) as exc:
+        # input pandas/numpy could not read (unparseable dates, malformed CSV, bad config
+        # values): still one line, naming the exception type
+        return _fail(f"{type(exc).__name__}: {exc}")
+
+
+def _fail(text: str) -> int:
+    message = " ".join(text.split())  # one line, whatever the exception text holds
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

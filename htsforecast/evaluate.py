@@ -28,6 +28,7 @@ from scipy.stats import norm
 
 from htsforecast import metrics as _metrics
 from htsforecast.errors import DataError
+from htsforecast.validation import to_datetime
 
 __all__ = [
     "cross_validate",
@@ -229,7 +230,7 @@ def cross_validate(
     freq: str,
     level: Sequence[int] | None = None,
     metrics: Sequence[str] = ("mae", "rmse", "mase"),
-    season_length: int = 1,
+    season_length: int | None = None,
     detail: bool = False,
     n_jobs: int = 1,
     progress: bool | None = None,
@@ -263,8 +264,9 @@ def cross_validate(
         Names from :data:`htsforecast.metrics.METRICS`, plus ``"coverage"`` (one
         ``coverage_{L}`` row per level) and ``"crps"`` (Gaussian CRPS with the sigma implied by
         the widest interval).
-    season_length : int
+    season_length : int, optional
         Seasonal period ``m`` of the MASE/RMSSE scale (4 quarterly, 12 monthly; 1 = naive).
+        Default: derived from ``freq`` (``season_length_for``).
     detail : bool
         Return a :class:`CVResult` with per-window, per-horizon scores and the forecasts
         instead of the table alone.
@@ -280,6 +282,14 @@ def cross_validate(
     from htsforecast._progress import progress_bar, progress_enabled
 
     _check_frame(Y)
+    if step is not None and int(step) < 1:
+        raise DataError(f"step must be a positive number of periods, got {step!r}.")
+    if not pd.api.types.is_datetime64_any_dtype(Y["ds"]):
+        Y = Y.assign(ds=to_datetime(Y, "ds"))
+    if season_length is None:
+        from htsforecast.models import season_length_for
+
+        season_length = season_length_for(freq)
     level = sorted(level or [])
     names = _interval_parts(metrics, level)
     windows = _cutoffs(Y, h, n_windows, step or h, min_train=season_length + 1)

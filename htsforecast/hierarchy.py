@@ -247,6 +247,8 @@ class Hierarchy:
             raise DataError(f"fill must be None or 'zero', got {fill!r}.")
         keys = list(self._formula.columns)
         v.require_columns(df, [*keys, time_col, target_col])
+        if len(df) == 0:
+            raise DataError("data has no rows.")
         v.check_target(df, target_col)
         dates = v.to_datetime(df, time_col)
         row_codes, bottom_keys = _factorize_keys(df, keys)
@@ -337,8 +339,19 @@ def _factorize_keys(df: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, pd.D
                 f"key column '{col}' has {len(bad)} missing value(s), at row(s) "
                 f"{v.format_examples(bad)}. Drop those rows or give them a value."
             )
+        values = np.asarray(uniques).astype(str)
+        if len(pd.unique(values)) != len(values):  # e.g. 1 and "1": one label, one node
+            codes, uniques = pd.factorize(df[col].astype(str))
+            values = np.asarray(uniques).astype(str)
+        bad = [x for x in values if "/" in x or "=" in x]
+        if bad:
+            raise DataError(
+                f"key column '{col}' has value(s) containing '/' or '=' "
+                f"({v.format_examples([repr(b) for b in bad])}); node ids are 'key=value' paths "
+                "joined by '/', so these would be ambiguous. Replace those characters first."
+            )
         col_codes.append(codes)
-        col_values.append(np.asarray(uniques).astype(str))
+        col_values.append(values)
     # one int64 per row (mixed radix), then a hash factorization: O(rows)
     key = np.zeros(len(df), dtype=np.int64)
     for codes, vals in zip(col_codes, col_values):

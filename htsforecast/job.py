@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from htsforecast.errors import DataError
+from htsforecast.validation import to_datetime
 
 __all__ = ["RunConfig", "RunResult", "run", "make_models", "make_methods", "MODELS", "METHODS"]
 
@@ -209,7 +210,7 @@ def _load(cfg: RunConfig) -> tuple[pd.DataFrame, str, str]:
     else:
         df = pd.read_csv(path)
     if cfg.time_col in df.columns:
-        df[cfg.time_col] = pd.to_datetime(df[cfg.time_col])
+        df[cfg.time_col] = to_datetime(df, cfg.time_col)
     return df, cfg.formula, cfg.freq
 
 
@@ -235,7 +236,9 @@ def run(
     hier = Hierarchy.from_formula(formula)
     Y = hier.aggregate(df, time_col=cfg.time_col, target_col=cfg.target_col, freq=freq)
     m = season_length_for(freq)
-    h = cfg.h or max(m, 1)
+    if cfg.h is not None and int(cfg.h) < 1:
+        raise DataError(f"h must be a positive number of periods, got {cfg.h!r}.")
+    h = cfg.h if cfg.h is not None else max(m, 1)
     models = make_models(cfg.models, m)
     methods = make_methods(cfg.methods, cfg.nonnegative)
     level = sorted(cfg.level)

@@ -210,7 +210,7 @@ def fit(
         is 0 there, their intercept) is NaN. Complete and partial pooling estimate every group.
     """
     if how not in _HOWS:
-        raise ValueError(f"how must be one of {', '.join(map(repr, _HOWS))}; got {how!r}.")
+        raise DataError(f"how must be one of {', '.join(map(repr, _HOWS))}; got {how!r}.")
     d = _design(data, formula, group, nested_in)
     if varying_slopes and len(d.predictors) != 1:
         raise DataError(

@@ -78,6 +78,11 @@ def check_target(df: pd.DataFrame, target_col: str) -> None:
 def to_datetime(df: pd.DataFrame, time_col: str) -> pd.Series:
     """Return ``df[time_col]`` as datetime64, raising a clear error if it cannot be parsed."""
     col = df[time_col]
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_datetime64_any_dtype(col):
+        raise DataError(
+            f"time column '{time_col}' holds numbers ({col.dtype}), not dates; convert it first, "
+            f"e.g. pd.to_datetime(df['{time_col}'].astype(str), format='%Y') for years."
+        )
     if pd.api.types.is_datetime64_any_dtype(col):
         out = col
     else:

@@ -138,3 +138,34 @@ def test_builders_cover_every_documented_name() -> None:
         80,
         95,
     )
+
+
+@pytest.mark.parametrize(
+    "edit, args_change, message",
+    [
+        (lambda df: df.assign(month=df.month.where(df.index != 3, "2015-13-45")), [], "month"),
+        (None, ["--level", "abc"], "ValueError"),
+        (None, ["--h", "0"], "h must be a positive number of periods"),
+    ],
+)
+def test_unreadable_input_is_one_line_error(
+    csv_path, tmp_path, capsys, edit, args_change, message
+) -> None:
+    if edit is not None:
+        edit(pd.read_csv(csv_path)).to_csv(csv_path, index=False)
+    args = _args(csv_path, tmp_path / "o", "--no-plots")
+    for flag, value in zip(args_change[::2], args_change[1::2]):
+        args[args.index(flag) + 1] = value
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("htsforecast: error:") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_malformed_csv_is_one_line_error(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text('state,city,kind,month,sales\nA,a1,x,"2018-01-01\n')
+    args = _args(bad, tmp_path / "o", "--no-plots")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("htsforecast: error:") and err.count("\n") == 1

@@ -365,3 +365,29 @@ def test_aggregate_sums_along_every_path(formula: str, data: st.DataObject) -> N
         got = Y[Y.unique_id == node].set_index("ds")["y"]
         np.testing.assert_allclose(got.loc[expected.index].to_numpy(), expected.to_numpy())
         assert mask.any()  # only combinations that occur become nodes
+
+
+def test_ambiguous_key_values_integer_dates_empty_and_mixed_keys() -> None:
+    df = tiny_grouped()
+    df.loc[0:2, "county"] = "a1/x"
+    with pytest.raises(
+        DataError, match=r"key column 'county' has value\(s\) containing '/' or '='"
+    ):
+        Hierarchy.from_formula("(state / county) * floor").aggregate(df)
+    df = tiny_grouped().assign(ds=lambda d: d.ds.dt.year * 100 + d.ds.dt.month)
+    with pytest.raises(DataError, match=r"time column 'ds' holds numbers \(int"):
+        Hierarchy.from_formula("(state / county) * floor").aggregate(df)
+    with pytest.raises(DataError, match=r"data has no rows"):
+        Hierarchy.from_formula("(state / county) * floor").aggregate(tiny_grouped().iloc[:0])
+    # 1 and "1" are the same label: one node, and their rows are then duplicates
+    mixed = pd.DataFrame(
+        {
+            "a": [1, "1", 2],
+            "ds": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-01-01"]),
+            "y": [1.0, 2.0, 3.0],
+        }
+    )
+    hier = Hierarchy.from_formula("a")
+    Y = hier.aggregate(mixed, fill="zero")
+    assert hier.node_ids == ["total", "a=1", "a=2"]
+    assert Y.loc[Y.unique_id == "a=1", "y"].tolist() == [1.0, 2.0]

@@ -444,6 +444,13 @@ def test_bootstrap_is_seeded_and_brackets():
     b = reconcile(Y_hat_df, hier, {"s": MinTrace("mint_shrink")}, seed=7, **kw).forecasts
     c = reconcile(Y_hat_df, hier, {"s": MinTrace("mint_shrink")}, seed=8, **kw).forecasts
     pd.testing.assert_frame_equal(a, b)
+    low, _ = frames_from_arrays(hier, Y, yhat - 19, resid, np.ones((n, 3)))  # near zero
+    nn = reconcile(low, hier, {"s": MinTrace("mint_shrink", nonnegative=True)}, seed=7, **kw)
+    assert nn.diagnostics["negatives_before"].iloc[0] > 0  # the clipping path is exercised
+    nn = nn.forecasts
+    nn = nn[nn.method == "s"]
+    assert (nn.yhat >= 0).all() and (nn.yhat_lo_95 >= 0).all()
+    assert ((nn.yhat_lo_80 <= nn.yhat) & (nn.yhat <= nn.yhat_hi_80)).all()
     s = a[a.method == "s"]
     assert not np.allclose(s["yhat_lo_80"], c[c.method == "s"]["yhat_lo_80"])
     assert (s.yhat_lo_95 <= s.yhat_lo_80).all() and (s.yhat_hi_80 <= s.yhat_hi_95).all()

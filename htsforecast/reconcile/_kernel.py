@@ -124,8 +124,9 @@ class ConstraintSolver:
             ok = False
         if not ok:
             raise ReconciliationError(
-                f"C W C' is singular: {self.na} aggregate constraints but the covariance has rank "
-                f"at most {U.shape[1]}."
+                "C W C' is numerically singular: the residual covariance does not span the "
+                f"{self.na} aggregate constraints (e.g. the in-sample residuals are themselves "
+                "coherent, as with naive or seasonal-naive models, or too few residual periods)."
             )
         return (lambda r: sla.cho_solve(cho, r)), None
 

@@ -302,11 +302,18 @@ def _forecast_arrays(fcm: pd.DataFrame, node_ids: list[str], model: str):  # noq
     for lo in lo_cols:
         lv = int(lo.rsplit("_", 1)[1])
         hi = f"yhat_hi_{lv}"
-        if hi in fcm.columns and fcm[lo].notna().all():
-            lo_m, _ = _pivot(fcm, lo, node_ids, "intervals")
-            hi_m, _ = _pivot(fcm, hi, node_ids, "intervals")
-            sigma = (hi_m - lo_m) / (2 * norm.ppf(0.5 + lv / 200))
-            break
+        if hi not in fcm.columns:
+            continue
+        (lo_m, hi_m), _ = _pivot(fcm, [lo, hi], node_ids, "intervals")
+        sigma = (hi_m - lo_m) / (2 * norm.ppf(0.5 + lv / 200))
+        if not np.isfinite(sigma).all():
+            rows = np.unique(np.nonzero(~np.isfinite(sigma))[0])
+            raise DataError(
+                f"base intervals of model {model!r} are missing for node(s) "
+                f"{v.format_examples([node_ids[r] for r in rows])} (e.g. a one-observation "
+                "fallback); use intervals='bootstrap' or intervals=None."
+            )
+        break
     return dates, yhat, sigma
 
 
@@ -375,7 +382,9 @@ def _interval_bounds(
     out = {}
     for lv in levels:
         q = np.quantile(rec, [0.5 - lv / 200, 0.5 + lv / 200], axis=2)
-        out[lv] = (q[0], q[1])
+        # with nonnegative=True the point forecast comes from the non-negative projection and
+        # the paths are clipped, so a bound can cross the point: widen the bound to it
+        out[lv] = (np.minimum(q[0], ytilde), np.maximum(q[1], ytilde))
     return out
 
 

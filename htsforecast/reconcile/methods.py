@@ -93,7 +93,10 @@ class Problem:
                 f"unknown level(s) in path: {unknown}; have {list(self.levels)}"
             )
         if start not in full:
-            raise ReconciliationError(f"level {start!r} is not on the nesting path {full}.")
+            raise ReconciliationError(
+                f"level {start!r} is not on the nesting path {full}; pass path=[...] from the "
+                f"total through {start!r} to the bottom level."
+            )
         sub = full[full.index(start) :]
         bottom_level = list(self.levels)[-1]
         if sub[-1] != bottom_level:
