@@ -334,7 +334,7 @@ def _check_grid(frame: pd.DataFrame, index: np.ndarray, same: np.ndarray, freq: 
         raise DataError(
             f"{gap.size} gap(s) inside series (missing dates on freq={freq!r}): "
             f"{format_examples(examples)}. Fill them explicitly (e.g. with 0 for counts) or use "
-            "Hierarchy.aggregate(..., fill=0)."
+            "Hierarchy.aggregate(..., fill='zero')."
         )
 
 
