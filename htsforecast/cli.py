@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success, 2 on a usage error, an :class:`~htsforecast.errors.HTSError`, an
-        ``OSError`` or input pandas cannot read (``ValueError``/``TypeError``/``KeyError``):
+        ``OSError`` or input pandas cannot read (``ValueError``/``TypeError``):
         reported as one line on stderr, no traceback.
     """
     parser = build_parser()
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except (HTSError, OSError) as exc:
         return _fail(str(exc))
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError) as exc:
         # input pandas/numpy could not read (unparseable dates, malformed CSV, bad config
         # values): still one line, naming the exception type
         return _fail(f"{type(exc).__name__}: {exc}")

@@ -166,7 +166,8 @@ class DaskExecutor:
         if not items:
             return []
         sizes = list(sizes) if sizes is not None else [1] * len(items)
-        futures = self.client.map(fn, items, pure=False)
+        inputs = self.client.scatter(items, hash=False)  # data to workers, not in the graph
+        futures = self.client.map(fn, inputs, pure=False)
         where = {f.key: k for k, f in enumerate(futures)}
         bar = progress_bar(sum(sizes), desc, self.progress)
         try:
@@ -186,12 +187,12 @@ class DaskExecutor:
     def _engine(self) -> Any:
         return self.client
 
-    def _distribute(self, data: pd.DataFrame, n_chunks: int) -> tuple[Any, None]:
+    def _distribute(self, data: pd.DataFrame) -> tuple[Any, None]:
         """A Dask frame with one partition per chunk (scattered to the workers), no shuffle."""
         import dask.dataframe as dd
 
         parts = [part for _, part in data.groupby(_CHUNK, sort=True)]
-        futures = self.client.scatter(parts)
+        futures = self.client.scatter(parts, hash=False)
         return dd.from_delayed(futures, meta=data.iloc[:0], verify_meta=False), None
 
 
@@ -263,7 +264,7 @@ class SparkExecutor:
     def _engine(self) -> Any:
         return self.spark
 
-    def _distribute(self, data: pd.DataFrame, n_chunks: int) -> tuple[Any, dict[str, Any]]:
+    def _distribute(self, data: pd.DataFrame) -> tuple[Any, dict[str, Any]]:
         """The pandas frame, partitioned by chunk (a Spark ``groupBy(chunk).applyInPandas``)."""
         return data, {"by": _CHUNK}
 
@@ -330,7 +331,7 @@ def _fugue_statsforecast(
     )
     params = {"models": sf.models, "freq": sf.freq, "fallback": sf.fallback_model, "h": h,
               "level": level, "cols": cols}  # fmt: skip
-    native, partition = executor._distribute(data, len(chunks))
+    native, partition = executor._distribute(data)
     out = fa.transform(
         native,
         _chunk_forecast,
