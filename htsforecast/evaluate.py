@@ -343,6 +343,14 @@ def _assemble(per_node, fcs, hier, names, m, level, Y, detail) -> pd.DataFrame |
             RuntimeWarning,
             stacklevel=3,
         )
+    n_nan = int(nodes["value"].isna().sum())
+    if n_nan:
+        warnings.warn(
+            f"{n_nan} node x window scores were NaN (e.g. no finite actuals or a zero scale with "
+            "an exact forecast) and were left out of the means.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     by_window = _by_level(nodes, hier.level_of, extra=["cutoff"])
     keys = ["level", *_KEYS, "metric"]
     table = by_window.groupby(keys, sort=False)["value"].mean().reset_index()
