@@ -22,7 +22,7 @@ from htsforecast.models._baseline import Naive, SeasonalNaive, season_length_for
 from htsforecast.models._execution import Executor, LocalExecutor, resolve_n_jobs
 from htsforecast.models._fallback import Fit, fit_chain
 from htsforecast.models._protocol import Forecaster, Panel
-from htsforecast.validation import format_examples, require_columns, to_datetime
+from htsforecast.validation import check_target, format_examples, require_columns, to_datetime
 
 __all__ = ["BaseForecasts", "FallbackWarning", "forecast", "make_executor", "validate_long_frame"]
 
@@ -270,7 +270,7 @@ def validate_long_frame(Y: pd.DataFrame, freq: str) -> pd.DataFrame:
         rows = Y.index[Y["unique_id"].isna().to_numpy()]
         raise DataError(f"column 'unique_id' is missing at row(s) {format_examples(rows)}.")
     ids = Y["unique_id"].astype(str).to_numpy(dtype=object)
-    y = _check_y(Y, ids)
+    y = check_target(Y, "y", series=ids)
     ds = to_datetime(Y, "ds").to_numpy(dtype="datetime64[ns]")
     codes, _ = pd.factorize(ids)
     order = np.lexsort((ds, codes))
@@ -280,21 +280,6 @@ def validate_long_frame(Y: pd.DataFrame, freq: str) -> pd.DataFrame:
     _check_duplicates(frame, index, same)
     _check_grid(frame, index, same, freq)
     return frame
-
-
-def _check_y(Y: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
-    col = Y["y"]
-    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-        raise DataError(f"column 'y' must be numeric, got dtype {col.dtype}; use pd.to_numeric.")
-    y = col.to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(y)
-    if bad.any():
-        raise DataError(
-            f"column 'y' has {int(bad.sum())} NaN/inf value(s) in series "
-            f"{format_examples(pd.unique(ids[bad]))} (rows {format_examples(Y.index[bad])}). "
-            "Impute or drop them first; htsforecast never fills values silently."
-        )
-    return y
 
 
 def _check_duplicates(frame: pd.DataFrame, index: np.ndarray, same: np.ndarray) -> None:

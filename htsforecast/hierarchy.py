@@ -249,12 +249,12 @@ class Hierarchy:
         v.require_columns(df, [*keys, time_col, target_col])
         if len(df) == 0:
             raise DataError("data has no rows.")
-        v.check_target(df, target_col)
+        values = v.check_target(df, target_col)
         dates = v.to_datetime(df, time_col)
         row_codes, bottom_keys = _factorize_keys(df, keys)
         _check_nesting(bottom_keys, self._formula.nestings)
-        structure = self._structure_for(bottom_keys)
         bottom_ids = _node_ids(bottom_keys, keys)
+        structure = self._structure_for(bottom_keys, bottom_ids)
         pos = pd.Index(structure.node_ids[-structure.S.shape[1] :]).get_indexer(bottom_ids)
         codes = pos[row_codes]
         grid = (
@@ -265,7 +265,7 @@ class Hierarchy:
         t_codes = grid.get_indexer(pd.DatetimeIndex(dates))
         _check_duplicate_cells(df, codes * len(grid) + t_codes, [*keys, time_col])
         Yb = np.full((structure.S.shape[1], len(grid)), np.nan)
-        Yb[codes, t_codes] = df[target_col].to_numpy(dtype=float)
+        Yb[codes, t_codes] = values
         if fill is None:
             hint = (
                 "Pass fill='zero' if a missing row means zero, or complete the data first."
@@ -278,14 +278,13 @@ class Hierarchy:
             Yb = np.nan_to_num(Yb, nan=0.0)
         return _long_frame(structure, structure.S @ Yb, grid)
 
-    def _structure_for(self, bottom_keys: pd.DataFrame) -> _Structure:
+    def _structure_for(self, bottom_keys: pd.DataFrame, bottom_ids: list[str]) -> _Structure:
         st = self._structure
-        new_ids = _node_ids(bottom_keys, list(self.columns))
         if st is None:
-            self._structure = _build_structure(self._formula, bottom_keys)  # type: ignore[arg-type]
+            self._structure = _build_structure(self._formula, bottom_keys, bottom_ids)  # type: ignore[arg-type]
             return self._structure
         known = set(st.node_ids[-st.S.shape[1] :])
-        unknown = [i for i in new_ids if i not in known]
+        unknown = [i for i in bottom_ids if i not in known]
         if unknown:
             raise HierarchyError(
                 f"data has bottom series this Hierarchy was not built on: "
@@ -399,7 +398,9 @@ def _node_ids(table: pd.DataFrame, cols: Sequence[str]) -> list[str]:
     return out.tolist()
 
 
-def _build_structure(formula: ParsedFormula, bottom_keys: pd.DataFrame) -> _Structure:
+def _build_structure(
+    formula: ParsedFormula, bottom_keys: pd.DataFrame, bottom_ids: list[str]
+) -> _Structure:
     """Enumerate the nodes of every level and the sparse S (COO -> CSR)."""
     keys = list(formula.columns)
     n_b = len(bottom_keys)
@@ -416,8 +417,9 @@ def _build_structure(formula: ParsedFormula, bottom_keys: pd.DataFrame) -> _Stru
             codes = np.zeros(n_b, dtype=np.int64)
             table = pd.DataFrame(index=[0])
         if len(level) == len(keys):  # bottom: keep the order of bottom_keys (identity block)
-            codes, table = b_index, bottom_keys[keys]
-        ids = _node_ids(table, level)
+            codes, table, ids = b_index, bottom_keys[keys], bottom_ids
+        else:
+            ids = _node_ids(table, level)
         rows.append(codes + offset)
         cols.append(b_index)
         node_ids.extend(ids)
@@ -469,24 +471,36 @@ def _long_frame(st: _Structure, values: np.ndarray, grid: pd.DatetimeIndex) -> p
     )
 
 
+def level_owner(S: sp.spmatrix, rows: np.ndarray) -> np.ndarray | None:
+    """For each bottom series, the position in ``rows`` of the node that holds it.
+
+    ``None`` when the nodes ``rows`` of ``S`` do not partition the bottom series (some bottom is
+    in no node or in several). Vectorised (scipy's sparse ``argmax`` loops in Python).
+    """
+    block = sp.csr_matrix(S)[rows]
+    if not np.array_equal(np.asarray(block.sum(axis=0)).ravel(), np.ones(S.shape[1])):
+        return None
+    coo = block.tocoo()
+    owner = np.empty(S.shape[1], dtype=np.intp)
+    owner[coo.col] = coo.row
+    return owner
+
+
+def refines(lower: np.ndarray, upper: np.ndarray) -> bool:
+    """True when every node of the lower level (owner codes per bottom) lies in one upper node."""
+    pairs = np.unique(np.stack([lower, upper]), axis=1)
+    return len(np.unique(pairs[0])) == pairs.shape[1]
+
+
 def _is_strict(
     S: sp.csr_matrix, levels: Mapping[str, Sequence[str]], node_ids: Sequence[str]
 ) -> bool:
     """Each level partitions the bottoms and refines the previous level."""
     index = {n: i for i, n in enumerate(node_ids)}
-    S = S.tocsr()
     prev: np.ndarray | None = None
     for nodes in levels.values():
-        block = S[[index[n] for n in nodes]]
-        if not np.array_equal(np.asarray(block.sum(axis=0)).ravel(), np.ones(S.shape[1])):
+        owner = level_owner(S, np.array([index[n] for n in nodes]))
+        if owner is None or (prev is not None and not refines(owner, prev)):
             return False
-        coo = block.tocoo()
-        assign = np.empty(S.shape[1], dtype=np.intp)  # the node of each bottom
-        assign[coo.col] = coo.row
-        if prev is not None:
-            # refinement: each node of this level maps to exactly one node of the previous level
-            pairs = np.unique(np.stack([assign, prev]), axis=1)
-            if len(np.unique(pairs[0])) != pairs.shape[1]:
-                return False
-        prev = assign
+        prev = owner
     return True

@@ -15,10 +15,8 @@ from htsforecast.errors import DataError
 
 __all__ = [
     "require_columns",
-    "check_keys",
     "check_target",
     "to_datetime",
-    "check_duplicates",
     "check_on_freq",
     "check_gaps",
     "format_examples",
@@ -47,19 +45,11 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], what: str = "data"
         )
 
 
-def check_keys(df: pd.DataFrame, keys: Sequence[str]) -> None:
-    """Raise if a key column holds missing values (NaN / None)."""
-    for col in keys:
-        bad = df.index[df[col].isna().to_numpy()]
-        if len(bad):
-            raise DataError(
-                f"key column '{col}' has {len(bad)} missing value(s), at row(s) "
-                f"{format_examples(bad)}. Drop those rows or give them a value."
-            )
+def check_target(df: pd.DataFrame, target_col: str, series: np.ndarray | None = None) -> np.ndarray:
+    """Raise if the target column is not numeric or holds NaN / inf; return it as float64.
 
-
-def check_target(df: pd.DataFrame, target_col: str) -> None:
-    """Raise if the target column is not numeric or holds NaN / inf."""
+    ``series`` (one label per row), when given, lets the message name the offending series.
+    """
     col = df[target_col]
     if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
         raise DataError(
@@ -67,12 +57,15 @@ def check_target(df: pd.DataFrame, target_col: str) -> None:
             "Convert it with pd.to_numeric first."
         )
     values = col.to_numpy(dtype=float)
-    bad = df.index[~np.isfinite(values)]
-    if len(bad):
+    bad = ~np.isfinite(values)
+    if bad.any():
+        where = "" if series is None else f" in series {format_examples(pd.unique(series[bad]))}"
         raise DataError(
-            f"target column '{target_col}' has {len(bad)} NaN/inf value(s), at row(s) "
-            f"{format_examples(bad)}. Impute or drop them; htsforecast never fills them silently."
+            f"target column '{target_col}' has {int(bad.sum())} NaN/inf value(s){where}, at "
+            f"row(s) {format_examples(df.index[bad])}. Impute or drop them; htsforecast never "
+            "fills them silently."
         )
+    return values
 
 
 def to_datetime(df: pd.DataFrame, time_col: str) -> pd.Series:
@@ -101,18 +94,6 @@ def to_datetime(df: pd.DataFrame, time_col: str) -> pd.Series:
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_localize(None)
     return out
-
-
-def check_duplicates(df: pd.DataFrame, cols: Sequence[str]) -> None:
-    """Raise if several rows share the same values of ``cols`` (keys + time)."""
-    dup = df.duplicated(list(cols), keep=False).to_numpy()
-    if dup.any():
-        rows = df.index[dup]
-        first = df.loc[rows[0], list(cols)].to_dict()
-        raise DataError(
-            f"{int(dup.sum())} rows share the same ({', '.join(cols)}) values, e.g. rows "
-            f"{format_examples(rows)} ({first}). Sum or deduplicate them before passing the data."
-        )
 
 
 def check_on_freq(dates: pd.Series, freq: str, time_col: str) -> pd.DatetimeIndex:

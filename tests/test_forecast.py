@@ -228,7 +228,7 @@ def test_missing_column():
 def test_nan_y_names_series():
     bad = GOOD.copy()
     bad.loc[8, "y"] = np.nan
-    with pytest.raises(DataError, match=r"1 NaN/inf value\(s\) in series B \(rows 8\)"):
+    with pytest.raises(DataError, match=r"1 NaN/inf value\(s\) in series B, at row\(s\) 8\."):
         forecast(bad, MODELS, h=1, freq="MS")
 
 

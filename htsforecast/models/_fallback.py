@@ -101,9 +101,7 @@ def _attempt(
         for i in np.flatnonzero(short)
     }
     tried = np.flatnonzero(~short)
-    full = ModelOutput(np.full((n, h), np.nan), np.full(len(panel.y), np.nan),
-                       {lv: np.full((n, h), np.nan) for lv in level},
-                       {lv: np.full((n, h), np.nan) for lv in level})  # fmt: skip
+    full = ModelOutput.empty(n, h, level, len(panel.y))
     if tried.size:
         try:
             out = model.fit_predict(panel.subset(tried), h, level, executor)
@@ -112,7 +110,7 @@ def _attempt(
             raise
         except Exception as exc:  # noqa: BLE001 - a crashing model fails all its nodes
             out = _nan_output(len(tried), h, level, int(panel.lengths[tried].sum()), exc)
-        full = _place(full, out, tried, panel)
+        full = full.place(out, tried, panel)
         why.update({int(tried[j]): r for j, r in out.failures.items()})
     bad_mean = ~np.isfinite(full.mean).all(axis=1)
     bad_fit = np.isinf(full.fitted)
@@ -140,23 +138,7 @@ def _check_shapes(out: ModelOutput, label: str, n: int, h: int, level: tuple, n_
 
 
 def _nan_output(n: int, h: int, level: tuple, n_obs: int, exc: Exception) -> ModelOutput:
-    reason = describe_error(exc)
-    nan = np.full((n, h), np.nan)
-    return ModelOutput(nan, np.full(n_obs, np.nan), {lv: nan for lv in level},
-                       {lv: nan for lv in level}, failures=dict.fromkeys(range(n), reason))  # fmt: skip
-
-
-def _place(full: ModelOutput, out: ModelOutput, idx: np.ndarray, panel: Panel) -> ModelOutput:
-    """Write ``out`` (for series ``idx`` of ``panel``) into the full-size ``full``."""
-    full.mean[idx] = out.mean
-    full.fitted[panel.rows(idx)] = out.fitted
-    for lv in full.lo:
-        full.lo[lv][idx], full.hi[lv][idx] = out.lo[lv], out.hi[lv]
-    samples = None
-    if out.samples is not None:
-        samples = np.full((panel.n_series, *np.shape(out.samples)[1:]), np.nan)
-        samples[idx] = out.samples
-    return ModelOutput(full.mean, full.fitted, full.lo, full.hi, samples)
+    return ModelOutput.empty(n, h, level, n_obs, dict.fromkeys(range(n), describe_error(exc)))
 
 
 def _paths(

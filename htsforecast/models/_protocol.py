@@ -30,7 +30,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -162,6 +162,40 @@ class ModelOutput:
     samples: np.ndarray | None = None
     failures: Mapping[int, str] = field(default_factory=dict)
 
+    @classmethod
+    def empty(
+        cls,
+        n: int,
+        h: int,
+        level: Sequence[int],
+        n_obs: int,
+        failures: Mapping[int, str] | None = None,
+    ) -> ModelOutput:
+        """All-NaN output for ``n`` series with ``n_obs`` observations (rows filled later)."""
+        return cls(
+            np.full((n, h), np.nan),
+            np.full(n_obs, np.nan),
+            {lv: np.full((n, h), np.nan) for lv in level},
+            {lv: np.full((n, h), np.nan) for lv in level},
+            failures=dict(failures or {}),
+        )
+
+    def place(self, out: ModelOutput, idx: np.ndarray, panel: Panel) -> ModelOutput:
+        """Write ``out`` (the output for series ``idx`` of ``panel``) into this full-size output.
+
+        The arrays are filled in place; the returned output carries ``out``'s sample paths
+        (spread to full size) and this output's failures.
+        """
+        self.mean[idx] = out.mean
+        self.fitted[panel.rows(idx)] = out.fitted
+        for lv in self.lo:
+            self.lo[lv][idx], self.hi[lv][idx] = out.lo[lv], out.hi[lv]
+        samples = None
+        if out.samples is not None:
+            samples = np.full((panel.n_series, *np.shape(out.samples)[1:]), np.nan)
+            samples[idx] = out.samples
+        return replace(self, samples=samples)
+
 
 @runtime_checkable
 class Forecaster(Protocol):
@@ -287,10 +321,7 @@ def _assemble(
 ) -> ModelOutput:
     """Stack per-series results (series ``order[k]`` -> ``results[k]``) into a ModelOutput."""
     n = panel.n_series
-    mean = np.full((n, h), np.nan)
-    fitted = np.full(len(panel.y), np.nan)
-    lo = {lv: np.full((n, h), np.nan) for lv in level}
-    hi = {lv: np.full((n, h), np.nan) for lv in level}
+    out = ModelOutput.empty(n, h, level, len(panel.y))
     n_samp = {
         r.samples.shape[1]
         for r in results
@@ -303,27 +334,20 @@ def _assemble(
             failures[i] = res
             continue
         try:
-            _store(i, res, panel, mean, fitted, lo, hi, samples)
+            _store(i, res, panel, out, samples)
         except (ValueError, KeyError) as exc:
             failures[i] = f"malformed output ({describe_error(exc)})"
-    return ModelOutput(mean, fitted, lo, hi, samples, failures)
+    return replace(out, samples=samples, failures=failures)
 
 
 def _store(
-    i: int,
-    res: SeriesForecast,
-    panel: Panel,
-    mean: np.ndarray,
-    fitted: np.ndarray,
-    lo: dict[int, np.ndarray],
-    hi: dict[int, np.ndarray],
-    samples: np.ndarray | None,
+    i: int, res: SeriesForecast, panel: Panel, out: ModelOutput, samples: np.ndarray | None
 ) -> None:
-    mean[i] = res.mean
-    fitted[panel.indptr[i] : panel.indptr[i + 1]] = res.fitted
-    for lv in lo:
-        lo[lv][i] = res.lo[lv]
-        hi[lv][i] = res.hi[lv]
+    out.mean[i] = res.mean
+    out.fitted[panel.indptr[i] : panel.indptr[i + 1]] = res.fitted
+    for lv in out.lo:
+        out.lo[lv][i] = res.lo[lv]
+        out.hi[lv][i] = res.hi[lv]
     if samples is not None:
         if res.samples is None or res.samples.shape[1] != samples.shape[2]:
             raise ValueError("every series must return the same number of sample paths")

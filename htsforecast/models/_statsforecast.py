@@ -245,14 +245,5 @@ def _scatter(
     failures: dict[int, str],
 ) -> ModelOutput:
     """Place the good nodes' output into full-size arrays (failed rows stay NaN)."""
-    n = panel.n_series
-    mean = np.full((n, h), np.nan)
-    fitted = np.full(len(panel.y), np.nan)
-    lo = {lv: np.full((n, h), np.nan) for lv in level}
-    hi = {lv: np.full((n, h), np.nan) for lv in level}
-    if clean is not None:
-        mean[good] = clean.mean
-        fitted[panel.rows(good)] = clean.fitted
-        for lv in level:
-            lo[lv][good], hi[lv][good] = clean.lo[lv], clean.hi[lv]
-    return ModelOutput(mean, fitted, lo, hi, failures=failures)
+    full = ModelOutput.empty(panel.n_series, h, level, len(panel.y), failures)
+    return full if clean is None else full.place(clean, good, panel)

@@ -6,7 +6,7 @@ validate → arrays (node order) → every method's ``S P ŷ`` → tidy frame + 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -144,7 +144,7 @@ def _reconcile(base, hier, methods, level, intervals, n_samples, seed, Y_df) -> 
                 model,
             )
             frames.append(_tidy(node_ids, dates, model, name, ytilde, bounds))
-            diags.append(_diagnostics(hier, model, name, yhat, ytilde))
+            diags.append(_diagnostics(problem, model, name, yhat, ytilde))
             info[(model, name)] = dict(fitted.info)
     forecasts = pd.concat(frames, ignore_index=True)
     return Reconciled(forecasts, pd.DataFrame(diags), info)
@@ -327,7 +327,7 @@ def _with_insample(
         return problem
     ins = insample[codes == list(names).index(model)]
     (y, resid), _ = _pivot(ins, ["y", "resid"], node_ids, f"in-sample data of model {model!r}")
-    return Problem(problem.S, problem.levels, problem.default_path, y, resid)
+    return replace(problem, y_insample=y, residuals=resid)  # shares the membership cache
 
 
 # ----------------------------------------------------------------------------- intervals
@@ -428,9 +428,9 @@ def _tidy(node_ids, dates, model, method, ytilde, bounds) -> pd.DataFrame:  # no
     return out
 
 
-def _diagnostics(hier: Hierarchy, model: str, method: str, yhat, ytilde) -> dict:  # noqa: ANN001
-    m = hier.n_bottom
-    viol = np.abs(np.asarray(hier.S @ ytilde[-m:]) - ytilde).max() if ytilde.size else 0.0
+def _diagnostics(problem: Problem, model: str, method: str, yhat, ytilde) -> dict:  # noqa: ANN001
+    m = problem.m
+    viol = np.abs(np.asarray(problem.S @ ytilde[-m:]) - ytilde).max() if ytilde.size else 0.0
     adj = np.abs(ytilde - yhat)
     row = {
         "model": model,
@@ -440,7 +440,6 @@ def _diagnostics(hier: Hierarchy, model: str, method: str, yhat, ytilde) -> dict
         "negatives_after": int((ytilde < 0).sum()),
         "mean_abs_adjustment": float(adj.mean()),
     }
-    index = {n: i for i, n in enumerate(hier.node_ids)}
-    for lv, ids in hier.levels.items():
-        row[f"adjustment[{lv}]"] = float(adj[[index[i] for i in ids]].mean())
+    for lv, rows in problem.levels.items():  # row indices of each level's nodes
+        row[f"adjustment[{lv}]"] = float(adj[rows].mean())
     return row

@@ -14,6 +14,7 @@ Athanasopoulos & Hyndman (2019) for MinTrace.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from htsforecast.errors import ReconciliationError
+from htsforecast.hierarchy import level_owner, refines
 from htsforecast.reconcile import _covariance as cov
 from htsforecast.reconcile._kernel import (
     ConstraintSolver,
@@ -54,7 +56,7 @@ class Problem:
     default_path: list[str] | None = None
     y_insample: np.ndarray | None = None
     residuals: np.ndarray | None = None
-    _parents: dict = field(default_factory=dict, repr=False)
+    _owners: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # membership cache
 
     @property
     def n(self) -> int:
@@ -69,15 +71,13 @@ class Problem:
 
     def membership(self, level: str) -> np.ndarray:
         """For each bottom series, the row of its node in ``level`` (levels partition bottoms)."""
-        rows = self.levels[level]
-        block = self.S[rows]
-        counts = np.asarray(block.sum(axis=0)).ravel()
-        if not np.all(counts == 1):
-            raise ReconciliationError(f"level {level!r} does not partition the bottom series.")
-        coo = block.tocoo()  # vectorised owner lookup (sparse argmax loops in Python)
-        owner = np.empty(self.m, dtype=np.intp)
-        owner[coo.col] = coo.row
-        return rows[owner]
+        if level not in self._owners:
+            rows = self.levels[level]
+            owner = level_owner(self.S, rows)
+            if owner is None:
+                raise ReconciliationError(f"level {level!r} does not partition the bottom series.")
+            self._owners[level] = rows[owner]
+        return self._owners[level]
 
     def path(self, path: list[str] | None, start: str) -> list[str]:
         """The levels from ``start`` down to the bottom along ``path`` (validated)."""
@@ -102,9 +102,7 @@ class Problem:
         if sub[-1] != bottom_level:
             raise ReconciliationError(f"the path must end at the bottom level {bottom_level!r}.")
         for upper, lower in zip(sub, sub[1:]):
-            up, lo = self.membership(upper), self.membership(lower)
-            pairs = np.unique(np.stack([lo, up]), axis=1)
-            if len(np.unique(pairs[0])) != pairs.shape[1]:
+            if not refines(self.membership(lower), self.membership(upper)):
                 raise ReconciliationError(
                     f"level {lower!r} is not nested in {upper!r}: a path must refine at each step."
                 )
@@ -119,17 +117,17 @@ class Fitted:
     ``P`` depends on the point forecasts of each horizon, such as forecast proportions).
     """
 
-    bottom_fn: object
-    variance_fn: object
+    bottom_fn: Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+    variance_fn: Callable[[np.ndarray], np.ndarray]
     W: LowRankW | None = None
     info: dict = field(default_factory=dict)
 
     def bottom(self, Y: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
-        return self.bottom_fn(Y, steps)  # type: ignore[operator]
+        return self.bottom_fn(Y, steps)
 
     def variance(self, sigma2: np.ndarray) -> np.ndarray:
         """Reconciled variances (n, h) from base variances ``sigma2`` (n, h)."""
-        return self.variance_fn(sigma2)  # type: ignore[operator]
+        return self.variance_fn(sigma2)
 
 
 def _corr_scaled(W: LowRankW, sigma: np.ndarray) -> LowRankW:
@@ -220,25 +218,18 @@ class MiddleOut:
             shares_fn = _forecast_proportions(members, problem.m)
         else:
             shares = _historical_shares(problem, anchor, self.top_down_method)
-            shares_fn = lambda Y, steps: np.broadcast_to(shares[:, None], (problem.m, Y.shape[1]))  # noqa: E731
-
-        point_shares: dict[str, np.ndarray] = {}
+            shares_fn = lambda Y: np.broadcast_to(shares[:, None], (problem.m, Y.shape[1]))  # noqa: E731
+        point = shares_fn(yhat)  # (m, h): the shares of the point forecasts
 
         def bottom(Y: np.ndarray, steps: np.ndarray | None) -> np.ndarray:
-            if steps is None:  # point forecasts: proportions from these values
-                sh = shares_fn(Y, None)
-                point_shares["h"] = sh
-            else:  # samples: proportions of the point forecasts at each column's horizon
-                sh = point_shares.get("h")
-                if sh is None:
-                    sh = shares_fn(yhat, None)
-                sh = sh[:, steps]
+            if steps is None:  # base values: proportions from these values
+                sh = point if Y is yhat else shares_fn(Y)
+            else:  # samples: the point forecasts' proportions at each column's horizon
+                sh = point[:, steps]
             return sh * Y[anchor]
 
         def variance(sigma2: np.ndarray) -> np.ndarray:
-            sh = point_shares.get("h")
-            if sh is None:
-                sh = shares_fn(yhat, None)
+            sh = point
             # bottom_j = p_j y_anchor(j); node i sums bottoms: var = Σ_k (Σ_{j∈i, anchor k} p_j)² σ²_k
             S = problem.S
             out = np.zeros_like(sigma2)
@@ -285,7 +276,7 @@ def _forecast_proportions(members: list[np.ndarray], m: int):  # noqa: ANN202
     forecast divided by the sum of its siblings' base forecasts (equal shares if that is ~0).
     """
 
-    def shares(Y: np.ndarray, steps: np.ndarray | None) -> np.ndarray:
+    def shares(Y: np.ndarray) -> np.ndarray:
         out = np.ones((m, Y.shape[1]))
         for upper, lower in zip(members, members[1:]):
             child_rows, first = np.unique(lower, return_index=True)
