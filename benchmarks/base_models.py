@@ -61,7 +61,7 @@ def raw_statsforecast(Y: pd.DataFrame, h: int, level: list[int], n_jobs: int):
 def via_htsforecast(Y: pd.DataFrame, h: int, level: list[int], n_jobs: int, freq: str):
     from statsforecast.models import AutoETS
 
-    from htsforecast.forecast import forecast
+    from htsforecast._forecast import forecast
     from htsforecast.models import StatsForecastModel
 
     with warnings.catch_warnings(record=True) as caught:
@@ -72,7 +72,7 @@ def via_htsforecast(Y: pd.DataFrame, h: int, level: list[int], n_jobs: int, freq
 
 
 def prophet_run(Y: pd.DataFrame, freq: str, n_jobs: int):
-    from htsforecast.forecast import forecast
+    from htsforecast._forecast import forecast
     from htsforecast.models import ProphetModel
 
     model = ProphetModel(weekly_seasonality=False, daily_seasonality=False)

@@ -64,7 +64,7 @@ def prophet() -> dict:
 
 
 def run(Y: pd.DataFrame, models: dict, **kwargs):
-    from htsforecast.forecast import forecast
+    from htsforecast._forecast import forecast
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

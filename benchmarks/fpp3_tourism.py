@@ -66,13 +66,13 @@ import numpy as np
 import pandas as pd
 
 from htsforecast import metrics
+from htsforecast._forecast import forecast
 from htsforecast.datasets import load_tourism
 from htsforecast.evaluate import cross_validate
-from htsforecast.forecast import forecast
 from htsforecast.hierarchy import Hierarchy
 from htsforecast.models import ModelOutput, StatsForecastModel
-from htsforecast.reconcile import BottomUp, MinTrace, reconcile
-from htsforecast.reconcile.methods import Fitted
+from htsforecast.reconciliation import BottomUp, MinTrace, reconcile
+from htsforecast.reconciliation._methods import Fitted
 
 H, M = 8, 4
 TRAIN_END = pd.Timestamp("2015-10-01")

@@ -129,11 +129,11 @@ def _wide(frame, col: str, node_ids: list[str]) -> np.ndarray:  # noqa: ANN001
 def _ours(job: dict, syn) -> dict:  # noqa: ANN001
     import importlib
 
-    from htsforecast.reconcile.api import _problem
-    from htsforecast.reconcile.methods import Problem
+    from htsforecast.reconciliation._api import _problem
+    from htsforecast.reconciliation._methods import Problem
 
-    # (``import htsforecast.reconcile as R`` would give the function: the package re-exports it)
-    R = importlib.import_module("htsforecast.reconcile")
+    # (``import htsforecast.reconciliation as R`` would give the function: the package re-exports it)
+    R = importlib.import_module("htsforecast.reconciliation")
     method = eval(job["ctor"], {**vars(R)})  # noqa: S307 - constructor strings defined above
     hier, node_ids = syn.hier, syn.hier.node_ids
 
@@ -226,7 +226,7 @@ def _run_job(job: dict, workdir: Path, timeout: float) -> dict:
 
 
 def _reference(syn, key: str) -> tuple[np.ndarray | None, str]:  # noqa: ANN001
-    from htsforecast.reconcile.api import _problem
+    from htsforecast.reconciliation._api import _problem
 
     hier = syn.hier
     if key == "bottom_up":

@@ -11,6 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from htsforecast._forecast import BaseForecasts, FallbackWarning, forecast
 from htsforecast.errors import (
     DataError,
     FormulaError,
@@ -18,14 +19,14 @@ from htsforecast.errors import (
     HTSError,
     ReconciliationError,
 )
-from htsforecast.forecast import BaseForecasts, forecast
 from htsforecast.hierarchy import Hierarchy
-from htsforecast.reconcile import Reconciled, reconcile
+from htsforecast.reconciliation import Reconciled, reconcile
 
 __version__ = "0.1.0"
 
-# ``forecast`` and ``reconcile`` are bound eagerly above (they share their module's name); the rest
-# resolve lazily so that ``import htsforecast`` stays cheap.
+# ``forecast`` and ``reconcile`` are functions; their modules are ``htsforecast._forecast`` (private)
+# and the subpackage ``htsforecast.reconciliation`` (the methods), so no function hides a module.
+# The rest resolve lazily so that ``import htsforecast`` stays cheap.
 _LAZY = {
     "cross_validate": "htsforecast.evaluate",
     "select_best": "htsforecast.evaluate",
@@ -41,6 +42,7 @@ __all__ = [
     "Hierarchy",
     "forecast",
     "BaseForecasts",
+    "FallbackWarning",
     "reconcile",
     "Reconciled",
     *_LAZY,

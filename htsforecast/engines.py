@@ -2,7 +2,7 @@
 
 ``forecast(..., engine=...)`` sends the per-node work of the base models to a cluster the user
 already runs; everything else (validation, fallbacks, the result frames, reconciliation) stays on
-the driver, so the result is the same :class:`~htsforecast.forecast.BaseForecasts` as the local
+the driver, so the result is the same :class:`~htsforecast.BaseForecasts` as the local
 run, with the same numbers.
 
 What runs where

@@ -203,8 +203,8 @@ def _run_window(
     Y, hier, models, methods, h, freq, level, cutoff, forecast_kwargs, reconcile_kwargs
 ) -> pd.DataFrame:
     """Fit on ``Y`` strictly up to ``cutoff``; return tidy reconciled forecasts."""
-    from htsforecast.forecast import forecast
-    from htsforecast.reconcile import reconcile
+    from htsforecast._forecast import forecast
+    from htsforecast.reconciliation import reconcile
 
     train = Y[Y["ds"] <= cutoff]
     base = forecast(
@@ -246,9 +246,9 @@ def cross_validate(
     hier : Hierarchy
         The fitted hierarchy ``Y`` came from (levels, ``S``).
     models : dict
-        Name -> model, passed to :func:`htsforecast.forecast.forecast`.
+        Name -> model, passed to :func:`htsforecast.forecast`.
     methods : dict or None
-        Name -> reconciliation method, passed to :func:`htsforecast.reconcile.reconcile`; the
+        Name -> reconciliation method, passed to :func:`htsforecast.reconcile`; the
         unreconciled forecasts are always scored as method ``"base"``. None/empty: base only.
     h : int
         Forecast horizon of each window.

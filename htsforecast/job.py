@@ -168,7 +168,7 @@ def make_methods(names: tuple[str, ...], nonnegative: bool = False) -> dict[str,
 
     ``nonnegative`` applies to the MinTrace family (its documented heuristic).
     """
-    from htsforecast.reconcile import BottomUp, MinTrace, TopDown
+    from htsforecast.reconciliation import BottomUp, MinTrace, TopDown
 
     builders: dict[str, Callable[[], Any]] = {
         "bu": BottomUp,
@@ -223,11 +223,11 @@ def run(
     -------
     RunResult
     """
+    from htsforecast._forecast import forecast
     from htsforecast.evaluate import cross_validate, select_best
-    from htsforecast.forecast import forecast
     from htsforecast.hierarchy import Hierarchy
     from htsforecast.models import season_length_for
-    from htsforecast.reconcile import reconcile
+    from htsforecast.reconciliation import reconcile
 
     metrics = ("mase", "rmse", "mae", *(f"coverage_{lv}" for lv in sorted(cfg.level)))
     if cfg.metric not in metrics:

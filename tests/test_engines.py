@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from htsforecast._forecast import FallbackWarning, forecast
 from htsforecast.errors import HTSError
-from htsforecast.forecast import FallbackWarning, forecast
 from htsforecast.models import Naive, ProphetModel, SeasonalNaive, StatsForecastModel
 
 distributed = pytest.importorskip("distributed")

@@ -17,7 +17,7 @@ from htsforecast.evaluate import (
 )
 from htsforecast.hierarchy import Hierarchy
 from htsforecast.models import Mean, Naive, SeasonalNaive
-from htsforecast.reconcile import BottomUp, MinTrace
+from htsforecast.reconciliation import BottomUp, MinTrace
 
 N_DATES = 20
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from htsforecast._forecast import BaseForecasts, FallbackWarning, forecast
 from htsforecast._progress import progress_enabled
 from htsforecast.errors import DataError, HTSError
-from htsforecast.forecast import BaseForecasts, FallbackWarning, forecast
 from htsforecast.models import Mean, ModelOutput, Naive, SeasonalNaive
 
 

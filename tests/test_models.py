@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from htsforecast.forecast import forecast, validate_long_frame
+from htsforecast import forecast
+from htsforecast._forecast import validate_long_frame
 from htsforecast.models import (
     LocalExecutor,
     Mean,

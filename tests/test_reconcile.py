@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from htsforecast import Hierarchy, ReconciliationError
 from htsforecast.datasets import load_tourism
-from htsforecast.reconcile import BottomUp, MiddleOut, MinTrace, TopDown, reconcile
-from htsforecast.reconcile._covariance import w_shrink
-from htsforecast.reconcile._kernel import ConstraintSolver, LowRankW, mint_bottom
+from htsforecast.reconciliation import BottomUp, MiddleOut, MinTrace, TopDown, reconcile
+from htsforecast.reconciliation._covariance import w_shrink
+from htsforecast.reconciliation._kernel import ConstraintSolver, LowRankW, mint_bottom
 
 H = 8
 
@@ -461,7 +461,7 @@ def test_nonnegative_point_forecasts_vs_nnls_and_clipping():
     bottoms, and usually the exact non-negative least-squares optimum (scipy's NNLS)."""
     from scipy.optimize import nnls
 
-    from htsforecast.reconcile._kernel import mint_bottom_nonnegative
+    from htsforecast.reconciliation._kernel import mint_bottom_nonnegative
 
     exact, cases = 0, 0
     for seed in range(40):

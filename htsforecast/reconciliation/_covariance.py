@@ -1,6 +1,6 @@
 """Estimators of the base-forecast error covariance ``W`` for the MinTrace family.
 
-All of them return a :class:`~htsforecast.reconcile._kernel.LowRankW` (diagonal + low rank), so an
+All of them return a :class:`~htsforecast.reconciliation._kernel.LowRankW` (diagonal + low rank), so an
 n x n matrix is never formed. Conventions follow Wickramasuriya, Athanasopoulos & Hyndman (2019)
 and match hierarchicalforecast's numbers where the inputs are complete:
 
@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 
 from htsforecast.errors import ReconciliationError
-from htsforecast.reconcile._kernel import LowRankW
+from htsforecast.reconciliation._kernel import LowRankW
 
 __all__ = ["w_ols", "w_struct", "w_var", "w_cov", "w_shrink", "complete_residuals"]
 

@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from htsforecast import validation as v
 from htsforecast.errors import DataError, ReconciliationError
 from htsforecast.hierarchy import Hierarchy
-from htsforecast.reconcile.methods import Fitted, Problem
+from htsforecast.reconciliation._methods import Fitted, Problem
 
 __all__ = ["reconcile", "Reconciled", "from_nixtla_frames"]
 
@@ -153,7 +153,7 @@ def _reconcile(base, hier, methods, level, intervals, n_samples, seed, Y_df) -> 
 # ----------------------------------------------------------------------------- inputs
 def _normalize_methods(methods: Mapping[str, Any] | Sequence[Any] | None) -> dict[str, Any]:
     if methods is None:
-        from htsforecast.reconcile.methods import BottomUp, MinTrace
+        from htsforecast.reconciliation._methods import BottomUp, MinTrace
 
         return {"bu": BottomUp(), "mint_shrink": MinTrace("mint_shrink")}
     if not isinstance(methods, Mapping):

@@ -23,8 +23,8 @@ import scipy.sparse as sp
 
 from htsforecast.errors import ReconciliationError
 from htsforecast.hierarchy import level_owner, refines
-from htsforecast.reconcile import _covariance as cov
-from htsforecast.reconcile._kernel import (
+from htsforecast.reconciliation import _covariance as cov
+from htsforecast.reconciliation._kernel import (
     ConstraintSolver,
     LowRankW,
     mint_bottom,

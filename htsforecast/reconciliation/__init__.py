@@ -1,12 +1,12 @@
 """Forecast reconciliation: every method is a projection ``P``; one kernel applies ``S P ŷ``.
 
->>> from htsforecast.reconcile import BottomUp, TopDown, MiddleOut, MinTrace, reconcile
+>>> from htsforecast.reconciliation import BottomUp, TopDown, MiddleOut, MinTrace, reconcile
 """
 
 from __future__ import annotations
 
-from htsforecast.reconcile.api import Reconciled, from_nixtla_frames, reconcile
-from htsforecast.reconcile.methods import BottomUp, MiddleOut, MinTrace, TopDown
+from htsforecast.reconciliation._api import Reconciled, from_nixtla_frames, reconcile
+from htsforecast.reconciliation._methods import BottomUp, MiddleOut, MinTrace, TopDown
 
 __all__ = [
     "reconcile",
