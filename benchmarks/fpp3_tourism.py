@@ -65,10 +65,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from htsforecast import metrics
+from htsforecast import cross_validate, metrics
 from htsforecast._forecast import forecast
 from htsforecast.datasets import load_tourism
-from htsforecast.evaluate import cross_validate
 from htsforecast.hierarchy import Hierarchy
 from htsforecast.models import ModelOutput, StatsForecastModel
 from htsforecast.reconciliation import BottomUp, MinTrace, reconcile
@@ -305,9 +304,9 @@ def search(Y: pd.DataFrame, hier: Hierarchy, names: list[str], max_size: int, n_
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cv = cross_validate(
-            Y[Y["ds"] <= TRAIN_END], hier, candidates, ALL_METHODS, h=H, n_windows=5, step=2,
+            Y[Y["ds"] <= TRAIN_END], hier, candidates, ALL_METHODS, h=H, n_windows=5, step_size=2,
             freq="QS", metrics=("rmse", "mase"), season_length=M, n_jobs=n_jobs,
-        )  # fmt: skip
+        ).table  # fmt: skip
     ranked = select(cv)
     print(f"\n== Part 2: CV on training windows only ({len(candidates)} models x "
           f"{len(ALL_METHODS) + 1} methods, {time.perf_counter() - t0:.0f} s) ==")  # fmt: skip

@@ -28,8 +28,11 @@ __version__ = "0.1.0"
 # and the subpackage ``htsforecast.reconciliation`` (the methods), so no function hides a module.
 # The rest resolve lazily so that ``import htsforecast`` stays cheap.
 _LAZY = {
-    "cross_validate": "htsforecast.evaluate",
-    "select_best": "htsforecast.evaluate",
+    "cross_validate": "htsforecast._cv",
+    "CVResult": "htsforecast._cv",
+    "select_best": "htsforecast.selection",
+    "forecast_best": "htsforecast.selection",
+    "Selection": "htsforecast.selection",
 }
 
 __all__ = [

@@ -99,6 +99,7 @@ def forecast(
     Y: pd.DataFrame,
     models: Mapping[str, Forecaster],
     h: int,
+    *,
     freq: str,
     level: Sequence[int] | None = None,
     n_jobs: int | None = 1,
@@ -120,6 +121,7 @@ def forecast(
         Forecast horizon in steps of ``freq``.
     freq : str
         pandas offset alias of the data (``"MS"``, ``"QS"``, ``"D"`` ...); never guessed.
+        Keyword-only, as in :func:`cross_validate`: ``forecast(Y, models, h=12, freq="MS")``.
     level : sequence of int, optional
         Prediction-interval levels in percent, e.g. ``[80, 95]``.
     n_jobs : int

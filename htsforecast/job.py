@@ -6,7 +6,7 @@ This is what ``htsforecast run`` executes (the CLI only parses arguments into a
 1. load the bottom-level data (a bundled data set, or a CSV/Parquet file with a formula),
 2. aggregate it to every node of the hierarchy,
 3. rolling-origin cross-validation of every model x reconciliation method
-   (:func:`htsforecast.evaluate.cross_validate`) and the choice of the best pair by one metric,
+   (:func:`htsforecast.cross_validate`) and the choice of the best pair by one metric,
 4. base forecasts on the full history reconciled by every method,
 5. write ``forecasts.csv`` (``unique_id, ds, model, method, yhat`` + interval columns),
    ``accuracy.csv`` (``level, model, method, metric, value``), ``selection.json`` and PNG plots.
@@ -223,11 +223,12 @@ def run(
     -------
     RunResult
     """
+    from htsforecast._cv import cross_validate
     from htsforecast._forecast import forecast
-    from htsforecast.evaluate import cross_validate, select_best
     from htsforecast.hierarchy import Hierarchy
     from htsforecast.models import season_length_for
     from htsforecast.reconciliation import reconcile
+    from htsforecast.selection import select_best
 
     metrics = ("mase", "rmse", "mae", *(f"coverage_{lv}" for lv in sorted(cfg.level)))
     if cfg.metric not in metrics:
@@ -253,7 +254,7 @@ def run(
             Y, hier, models, methods, h=h, n_windows=cfg.cv_windows, freq=freq, level=level,
             metrics=("mase", "rmse", "mae", "coverage"), season_length=m, n_jobs=cfg.n_jobs,
             progress=progress,
-        )  # fmt: skip
+        ).table  # fmt: skip
     selection = select_best(cv, cfg.metric)
     base = forecast(Y, models, h=h, freq=freq, level=level, n_jobs=cfg.n_jobs, progress=progress)
     forecasts = reconcile(base, hier, methods=methods, level=level).forecasts

@@ -6,18 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from htsforecast import metrics
+from htsforecast import CVResult, cross_validate, forecast_best, metrics, select_best
 from htsforecast.errors import DataError
-from htsforecast.evaluate import (
-    CVResult,
-    cross_validate,
-    forecast_best,
-    select_best,
-    skill_table,
-)
 from htsforecast.hierarchy import Hierarchy
 from htsforecast.models import Mean, Naive, SeasonalNaive
 from htsforecast.reconciliation import BottomUp, MinTrace
+from htsforecast.selection import skill_table
 
 N_DATES = 20
 
@@ -52,7 +46,7 @@ def test_windows_never_see_test_dates(data) -> None:
     _, hier, Y = data
     rec = Recorder()
     res = cross_validate(
-        Y, hier, {"rec": rec}, {"bu": BottomUp()}, h=4, n_windows=3, step=2, freq="QS", detail=True
+        Y, hier, {"rec": rec}, {"bu": BottomUp()}, h=4, n_windows=3, step_size=2, freq="QS"
     )
     dates = np.sort(Y["ds"].unique())
     # cutoffs at positions T-h-1-(n-1-k)*step = 11, 13, 15
@@ -72,7 +66,7 @@ def test_spike_after_cutoff_does_not_change_window_forecasts(data) -> None:
     _, hier, Y = data
     models = {"snaive": SeasonalNaive(4), "mean": Mean()}
     methods = {"ols": MinTrace("ols"), "shrink": MinTrace("mint_shrink")}
-    kw = dict(h=4, n_windows=2, step=4, freq="QS", detail=True)
+    kw = dict(h=4, n_windows=2, step_size=4, freq="QS")
     res = cross_validate(Y, hier, models, methods, **kw)
     first_cut = res.forecasts["cutoff"].min()
     spiked = Y.copy()
@@ -97,11 +91,11 @@ def test_scores_match_hand_computation(data) -> None:
         {"bu": BottomUp()},
         h=3,
         n_windows=2,
-        step=3,
+        step_size=3,
         freq="QS",
         metrics=("mae", "rmse", "mase"),
         season_length=4,
-    )
+    ).table
     wide = Y.pivot(index="unique_id", columns="ds", values="y").loc[hier.node_ids].to_numpy()
     bottom = wide[-hier.n_bottom :]
     S = hier.S.toarray()
@@ -139,7 +133,6 @@ def test_interval_metrics_and_detail(data) -> None:
         level=[80, 95],
         metrics=("rmse", "mase", "coverage", "crps"),
         season_length=4,
-        detail=True,
     )
     assert isinstance(res, CVResult)
     assert set(res.table["metric"]) == {"rmse", "mase", "coverage_80", "coverage_95", "crps"}
@@ -213,8 +206,10 @@ def test_cv_select_then_forecast_best_is_coherent(data) -> None:
     _, hier, Y = data
     models = {"naive": Naive(), "snaive": SeasonalNaive(4)}
     methods = {"bu": BottomUp(), "ols": MinTrace("ols")}
-    table = cross_validate(Y, hier, models, methods, h=4, n_windows=2, freq="QS", season_length=4)
-    sel = select_best(table, "rmse")
+    cv = cross_validate(Y, hier, models, methods, h=4, n_windows=2, freq="QS", season_length=4)
+    assert isinstance(cv, CVResult)
+    table = cv.table
+    sel = select_best(cv, "rmse")
     assert sel.scores["all"] == pytest.approx(
         table.query("level == 'all' and metric == 'rmse'")["value"].min()
     )
@@ -243,3 +238,31 @@ def test_skill_table_against_reference() -> None:
     assert set(sk["metric"]) == {"mase_skill"}
     with pytest.raises(DataError, match="reference"):
         skill_table(table, "mase", reference=("snaive", "base"))
+
+
+def test_public_names_and_one_result_type(data) -> None:
+    from pathlib import Path
+
+    import htsforecast
+
+    assert htsforecast.cross_validate is cross_validate
+    assert htsforecast.select_best is select_best and htsforecast.forecast_best is forecast_best
+    # no module left for a top-level function ``htsforecast.evaluate`` to be shadowed by
+    assert not (Path(htsforecast.__file__).parent / "evaluate.py").exists()
+    _, hier, Y = data
+    res = cross_validate(Y, hier, {"n": Naive()}, None, h=2, n_windows=1, freq="QS",
+                         level=[95, 80, 80], metrics=("mae", "coverage"))  # fmt: skip
+    assert isinstance(res, CVResult) and res.level == [80, 95]
+    assert set(res.table["metric"]) == {"mae", "coverage_80", "coverage_95"}
+
+
+def test_reconciled_carries_its_levels(data) -> None:
+    from htsforecast import forecast, reconcile
+
+    _, hier, Y = data
+    base = forecast(Y, {"n": Naive()}, h=2, freq="QS", level=[95, 80])
+    rec = reconcile(base, hier, {"bu": BottomUp()}, level=[80, 80, 95])
+    assert rec.level == base.level == [80, 95]
+    assert reconcile(base, hier, {"bu": BottomUp()}, level=[95]).level == [95]
+    cols = reconcile(base, hier, {"bu": BottomUp()}, level=[95]).forecasts.columns
+    assert "yhat_lo_80" not in cols and "yhat_lo_95" in cols

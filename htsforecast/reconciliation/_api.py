@@ -6,7 +6,7 @@ validate → arrays (node order) → every method's ``S P ŷ`` → tidy frame + 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -40,11 +40,15 @@ class Reconciled:
         ``adjustment[<level>]`` column per level.
     info : dict
         Per (model, method) extra information (e.g. the shrinkage intensity λ, fallbacks).
+    level : list of int
+        The interval levels of ``forecasts`` (``yhat_lo_L`` / ``yhat_hi_L`` columns), sorted, as
+        ``BaseForecasts.level``.
     """
 
     forecasts: pd.DataFrame
     diagnostics: pd.DataFrame
     info: dict
+    level: list[int] = field(default_factory=list)
 
     def wide(self) -> pd.DataFrame:
         """Nixtla-style wide frame: ``unique_id, ds, <model>/<method>`` columns (+ intervals)."""
@@ -116,7 +120,7 @@ def reconcile(
 
 def _reconcile(base, hier, methods, level, intervals, n_samples, seed, Y_df) -> Reconciled:  # noqa: ANN001
     fc, insample, samples, base_level = _unpack_base(base, Y_df)
-    levels = sorted(int(x) for x in (level if level is not None else base_level))
+    levels = sorted({int(x) for x in (level if level is not None else base_level)})
     methods = _normalize_methods(methods)
     node_ids = hier.node_ids
     problem_base = _problem(hier)
@@ -147,7 +151,8 @@ def _reconcile(base, hier, methods, level, intervals, n_samples, seed, Y_df) -> 
             diags.append(_diagnostics(problem, model, name, yhat, ytilde))
             info[(model, name)] = dict(fitted.info)
     forecasts = pd.concat(frames, ignore_index=True)
-    return Reconciled(forecasts, pd.DataFrame(diags), info)
+    shown = [lv for lv in levels if f"yhat_lo_{lv}" in forecasts.columns]
+    return Reconciled(forecasts, pd.DataFrame(diags), info, level=shown)
 
 
 # ----------------------------------------------------------------------------- inputs

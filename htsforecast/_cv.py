@@ -1,11 +1,11 @@
-"""Rolling-origin cross-validation of every model x reconciliation method, and method selection.
+"""Rolling-origin cross-validation of every model x reconciliation method.
 
 Pipeline per window: cut the all-nodes long frame strictly at the cutoff -> :func:`forecast` ->
 :func:`reconcile` -> score each node against the held-out actuals -> average per level.
 
 Windows (expanding, fpp3 section 5.10 "time series cross-validation"): with ``T`` dates on the
 common time grid, window ``k = 0 .. n_windows - 1`` trains on every date up to and including the
-cutoff ``dates[T - h - 1 - (n_windows - 1 - k) * step]`` and is scored on the next ``h`` dates,
+cutoff ``dates[T - h - 1 - (n_windows - 1 - k) * step_size]`` and is scored on the next ``h`` dates,
 so the last window's test period is the last ``h`` dates of ``Y``.
 
 Scores follow fpp3 (Table 11.2): a metric is computed per node over the ``h`` steps of a window;
@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,14 +31,7 @@ from htsforecast import metrics as _metrics
 from htsforecast.errors import DataError
 from htsforecast.validation import to_datetime
 
-__all__ = [
-    "cross_validate",
-    "select_best",
-    "forecast_best",
-    "skill_table",
-    "CVResult",
-    "Selection",
-]
+__all__ = ["cross_validate", "CVResult"]
 
 ALL = "all"
 _KEYS = ["model", "method"]
@@ -45,59 +39,43 @@ _KEYS = ["model", "method"]
 
 @dataclass(frozen=True)
 class CVResult:
-    """Cross-validation output with detail (``cross_validate(..., detail=True)``).
+    """What :func:`cross_validate` returns (always this type).
 
     Attributes
     ----------
     table : DataFrame
-        ``level, model, method, metric, value`` averaged over windows (what ``detail=False``
-        returns).
+        ``level, model, method, metric, value`` averaged over windows; levels in
+        ``hier.levels`` order, then ``"all"`` (the mean over every node).
     by_window : DataFrame
         Same with a ``cutoff`` column, one score per window.
-    by_horizon : DataFrame
-        ``level, model, method, metric, horizon, value``: per horizon step ``1..h``, the metric
-        computed per node over the windows (errors scaled per window for MASE/RMSSE), averaged
-        over the level's nodes.
     forecasts : DataFrame
         Every window's tidy forecasts joined with the actuals: ``cutoff, unique_id, ds, horizon,
         model, method, y, yhat`` and interval columns.
+    level : list of int
+        The prediction-interval levels of the run.
+    by_horizon : DataFrame
+        ``level, model, method, metric, horizon, value``: per horizon step ``1..h``, the metric
+        computed per node over the windows (errors scaled per window for MASE/RMSSE), averaged
+        over the level's nodes. Computed on first access.
     """
 
     table: pd.DataFrame
     by_window: pd.DataFrame
-    by_horizon: pd.DataFrame
     forecasts: pd.DataFrame
+    level: list[int] = field(default_factory=list)
+    _horizon_args: tuple = field(default=(), repr=False, compare=False)
 
-
-@dataclass(frozen=True)
-class Selection:
-    """The chosen pipeline: ``(model, method)`` globally, or one per level.
-
-    ``choices`` maps a level name (or ``"all"`` for a global choice) to ``(model, method)``;
-    ``scores`` holds the winning metric value for each.
-    """
-
-    metric: str
-    by: str
-    choices: dict[str, tuple[str, str]]
-    scores: dict[str, float]
-
-    @property
-    def model(self) -> str:
-        """The globally chosen model (the ``"all"`` choice)."""
-        return self.choices[ALL][0]
-
-    @property
-    def method(self) -> str:
-        """The globally chosen reconciliation method (the ``"all"`` choice)."""
-        return self.choices[ALL][1]
+    @cached_property
+    def by_horizon(self) -> pd.DataFrame:
+        """Per-horizon scores (see the class docstring)."""
+        return _horizon_scores(self.forecasts, *self._horizon_args)
 
 
 def _cutoffs(Y: pd.DataFrame, h: int, n_windows: int, step: int, min_train: int) -> list:
     if h < 1 or n_windows < 1 or step < 1:
         raise DataError(
-            f"cross_validate needs h >= 1, n_windows >= 1 and step >= 1; got h={h}, "
-            f"n_windows={n_windows}, step={step}."
+            f"cross_validate needs h >= 1, n_windows >= 1 and step_size >= 1; got h={h}, "
+            f"n_windows={n_windows}, step_size={step}."
         )
     dates = np.sort(Y["ds"].unique())
     first = len(dates) - h - 1 - (n_windows - 1) * step
@@ -105,7 +83,7 @@ def _cutoffs(Y: pd.DataFrame, h: int, n_windows: int, step: int, min_train: int)
         raise DataError(
             f"Y has {len(dates)} dates, too few for {n_windows} windows of h={h} every "
             f"{step} step(s): the first window would train on {max(first + 1, 0)} dates "
-            f"(need >= {min_train}). Use fewer windows, a smaller step or h."
+            f"(need >= {min_train}). Use fewer windows, a smaller step_size or h."
         )
     idx = [first + k * step for k in range(n_windows)]
     return [(pd.Timestamp(dates[i]), dates[i + 1 : i + 1 + h]) for i in idx]
@@ -225,18 +203,17 @@ def cross_validate(
     methods: Mapping[str, Any] | None,
     h: int,
     n_windows: int,
-    step: int | None = None,
+    step_size: int | None = None,
     *,
     freq: str,
     level: Sequence[int] | None = None,
     metrics: Sequence[str] = ("mae", "rmse", "mase"),
     season_length: int | None = None,
-    detail: bool = False,
     n_jobs: int = 1,
     progress: bool | None = None,
     forecast_kwargs: Mapping[str, Any] | None = None,
     reconcile_kwargs: Mapping[str, Any] | None = None,
-) -> pd.DataFrame | CVResult:
+) -> CVResult:
     """Rolling-origin (expanding window) evaluation of every model x reconciliation method.
 
     Parameters
@@ -254,10 +231,11 @@ def cross_validate(
         Forecast horizon of each window.
     n_windows : int
         Number of forecast origins.
-    step : int, optional
-        Dates between consecutive cutoffs (default ``h``: non-overlapping test periods).
+    step_size : int, optional
+        Dates between consecutive cutoffs (default ``h``: non-overlapping test periods);
+        statsforecast's name.
     freq : str
-        pandas offset alias of ``Y`` (e.g. ``"QS"``).
+        pandas offset alias of ``Y`` (e.g. ``"QS"``); keyword-only, as in :func:`forecast`.
     level : list of int, optional
         Prediction interval levels; needed by the ``"coverage"`` and ``"crps"`` metrics.
     metrics : list of str
@@ -267,32 +245,30 @@ def cross_validate(
     season_length : int, optional
         Seasonal period ``m`` of the MASE/RMSSE scale (4 quarterly, 12 monthly; 1 = naive).
         Default: derived from ``freq`` (``season_length_for``).
-    detail : bool
-        Return a :class:`CVResult` with per-window, per-horizon scores and the forecasts
-        instead of the table alone.
     n_jobs, progress, forecast_kwargs, reconcile_kwargs
         Passed on to ``forecast`` (``n_jobs`` and ``forecast_kwargs``) and ``reconcile``;
         ``progress`` shows a bar over windows.
 
     Returns
     -------
-    DataFrame ``level, model, method, metric, value`` (levels in ``hier.levels`` order, then
-    ``"all"``), or :class:`CVResult` when ``detail=True``.
+    CVResult
+        ``.table`` is the tidy ``level, model, method, metric, value`` table; per-window and
+        per-horizon scores and the forecasts joined with the actuals ride along.
     """
     from htsforecast._progress import progress_bar, progress_enabled
 
     _check_frame(Y)
-    if step is not None and int(step) < 1:
-        raise DataError(f"step must be a positive number of periods, got {step!r}.")
+    if step_size is not None and int(step_size) < 1:
+        raise DataError(f"step_size must be a positive number of periods, got {step_size!r}.")
     if not pd.api.types.is_datetime64_any_dtype(Y["ds"]):
         Y = Y.assign(ds=to_datetime(Y, "ds"))
     if season_length is None:
         from htsforecast.models import season_length_for
 
         season_length = season_length_for(freq)
-    level = sorted(level or [])
+    level = sorted(set(level or []))
     names = _interval_parts(metrics, level)
-    windows = _cutoffs(Y, h, n_windows, step or h, min_train=season_length + 1)
+    windows = _cutoffs(Y, h, n_windows, step_size or h, min_train=season_length + 1)
     ids = list(hier.node_ids)
     fkw = {"n_jobs": n_jobs, **(forecast_kwargs or {})}
     per_node, fcs = [], []
@@ -308,7 +284,7 @@ def cross_validate(
         fcs.append(_join_actuals(fc, actual, cutoff, test_dates))
         bar.update(1)
     bar.close()
-    return _assemble(per_node, fcs, hier, names, season_length, level, Y, detail)
+    return _assemble(per_node, fcs, hier, names, season_length, level, Y)
 
 
 def _check_frame(Y: pd.DataFrame) -> None:
@@ -333,7 +309,7 @@ def _order_levels(table: pd.DataFrame, hier: Any) -> pd.DataFrame:
     )
 
 
-def _assemble(per_node, fcs, hier, names, m, level, Y, detail) -> pd.DataFrame | CVResult:
+def _assemble(per_node, fcs, hier, names, m, level, Y) -> CVResult:
     nodes = pd.concat(per_node, ignore_index=True)
     n_bad = int((~np.isfinite(nodes["value"]) & nodes["value"].notna()).sum())
     if n_bad:
@@ -355,15 +331,12 @@ def _assemble(per_node, fcs, hier, names, m, level, Y, detail) -> pd.DataFrame |
     keys = ["level", *_KEYS, "metric"]
     table = by_window.groupby(keys, sort=False)["value"].mean().reset_index()
     table = _order_levels(table, hier)
-    if not detail:
-        return table
-    forecasts = pd.concat(fcs, ignore_index=True)
-    by_horizon = _horizon_scores(forecasts, Y, hier, names, m, level)
     return CVResult(
         table=table,
         by_window=_order_levels(by_window, hier),
-        by_horizon=by_horizon,
-        forecasts=forecasts,
+        forecasts=pd.concat(fcs, ignore_index=True),
+        level=list(level),
+        _horizon_args=(Y, hier, names, m, level),
     )
 
 
@@ -415,142 +388,3 @@ def _horizon_scores(forecasts, Y, hier, names, m, level) -> pd.DataFrame:
     return _order_levels(out, hier)[["level", "model", "method", "metric", "horizon", "value"]]
 
 
-def _objective(metric: str, values: pd.Series) -> pd.Series:
-    """Lower is better: |bias|, |coverage - nominal|, the value itself otherwise."""
-    if metric == "bias":
-        return values.abs()
-    if metric.startswith("coverage_"):
-        return (values - int(metric.split("_", 1)[1]) / 100).abs()
-    return values
-
-
-def select_best(
-    cv_table: pd.DataFrame | CVResult,
-    metric: str = "mase",
-    by: Literal["global", "level"] = "global",
-) -> Selection:
-    """Choose the best ``(model, method)`` from a cross-validation table.
-
-    Parameters
-    ----------
-    cv_table : DataFrame or CVResult
-        Output of :func:`cross_validate`.
-    metric : str
-        The metric to minimise (``bias`` by absolute value, ``coverage_L`` by distance to the
-        nominal ``L`` %).
-    by : {"global", "level"}
-        ``"global"``: one pipeline, best on the ``"all"`` row (mean over every node). ``"level"``:
-        one pipeline per level (plus ``"all"``). Note that forecasts stitched from different
-        methods per level are in general *not coherent*; use per-level choices to learn which
-        method to trust where, and the global choice to forecast.
-
-    Returns
-    -------
-    Selection
-    """
-    table = cv_table.table if isinstance(cv_table, CVResult) else cv_table
-    sub = table[table["metric"] == metric]
-    if sub.empty:
-        raise DataError(
-            f"select_best: metric {metric!r} is not in the table; it has "
-            f"{sorted(table['metric'].unique())}. Add it to cross_validate(metrics=...)."
-        )
-    if by not in ("global", "level"):
-        raise DataError(f"select_best: by must be 'global' or 'level', got {by!r}.")
-    sub = sub.assign(_obj=_objective(metric, sub["value"])).dropna(subset=["_obj"])
-    levels = [ALL] if by == "global" else list(dict.fromkeys(sub["level"]))
-    choices, scores = {}, {}
-    for lv in levels:
-        part = sub[sub["level"] == lv]
-        if part.empty:
-            raise DataError(f"select_best: no finite {metric!r} scores for level {lv!r}.")
-        best = part.loc[part["_obj"].idxmin()]
-        choices[lv] = (str(best["model"]), str(best["method"]))
-        scores[lv] = float(best["value"])
-    return Selection(metric=metric, by=by, choices=choices, scores=scores)
-
-
-def forecast_best(
-    Y: pd.DataFrame,
-    hier: Any,
-    selection: Selection,
-    models: Mapping[str, Any],
-    methods: Mapping[str, Any] | None,
-    h: int,
-    *,
-    freq: str,
-    level: Sequence[int] | None = None,
-    n_jobs: int = 1,
-    **forecast_kwargs: Any,
-) -> pd.DataFrame:
-    """Forecast the full data with the selected pipeline.
-
-    For a global selection, returns the tidy reconciled forecasts of the chosen model and
-    method (coherent for any reconciled method). For a per-level selection, each node takes
-    the forecasts of its level's choice (generally not coherent, see :func:`select_best`).
-    Only the models and methods that were chosen are fitted.
-    """
-    chosen = selection.choices if selection.by == "level" else {ALL: selection.choices[ALL]}
-    need_models = {m for m, _ in chosen.values()}
-    need_methods = {k for _, k in chosen.values() if k != "base"}
-    unknown = sorted(need_models - set(models)) + sorted(need_methods - set(methods or {}))
-    if unknown:
-        raise DataError(
-            f"forecast_best: selection uses {unknown}, not in the given models/methods."
-        )
-    sub_models = {k: v for k, v in models.items() if k in need_models}
-    sub_methods = {k: v for k, v in (methods or {}).items() if k in need_methods}
-    fc = _run_window(
-        Y,
-        hier,
-        sub_models,
-        sub_methods,
-        h,
-        freq,
-        sorted(level or []),
-        Y["ds"].max(),
-        {"n_jobs": n_jobs, **forecast_kwargs},
-        {},
-    )
-    if selection.by != "level":
-        model, method = selection.choices[ALL]
-        return fc[(fc["model"] == model) & (fc["method"] == method)].reset_index(drop=True)
-    pick = pd.DataFrame(
-        [
-            (node, *selection.choices.get(lv, selection.choices[ALL]))
-            for lv, nodes in hier.levels.items()
-            for node in nodes
-        ],
-        columns=["unique_id", "model", "method"],
-    )
-    return fc.merge(pick, on=["unique_id", "model", "method"]).reset_index(drop=True)
-
-
-def skill_table(
-    cv_table: pd.DataFrame | CVResult,
-    metric: str = "crps",
-    reference: tuple[str, str] = ("snaive", "base"),
-) -> pd.DataFrame:
-    """Skill scores ``1 - score / score_ref`` per level against a reference pipeline.
-
-    fpp3 Table 11.3 reports the CRPS skill of each reconciliation method against seasonal-naive
-    base forecasts; ``skill_table(cv, "crps", ("snaive", "base"))`` gives that table for a
-    cross-validation run that included a ``"snaive"`` model. Returns ``level, model, method,
-    metric, value`` with ``metric = "<metric>_skill"``; the reference row itself scores 0.
-    """
-    table = cv_table.table if isinstance(cv_table, CVResult) else cv_table
-    sub = table[table["metric"] == metric]
-    ref = sub[(sub["model"] == reference[0]) & (sub["method"] == reference[1])]
-    if ref.empty:
-        raise DataError(
-            f"skill_table: no {metric!r} rows for the reference model={reference[0]!r}, "
-            f"method={reference[1]!r}; include it in cross_validate (e.g. SeasonalNaive)."
-        )
-    ref_by_level = ref.set_index("level")["value"]
-    out = sub.assign(
-        value=_metrics.skill_score(
-            sub["value"].to_numpy(), sub["level"].map(ref_by_level).to_numpy()
-        ),
-        metric=f"{metric}_skill",
-    )
-    return out.reset_index(drop=True)
