@@ -11,6 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from htsforecast._exog import LevelCovariate
 from htsforecast._forecast import BaseForecasts, FallbackWarning, forecast
 from htsforecast.errors import (
     DataError,
@@ -43,6 +44,7 @@ __all__ = [
     "ReconciliationError",
     "__version__",
     "Hierarchy",
+    "LevelCovariate",
     "forecast",
     "BaseForecasts",
     "FallbackWarning",

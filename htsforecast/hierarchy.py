@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from htsforecast import validation as v
+from htsforecast._exog import ExogGrid, aggregate_exog
 from htsforecast._formula import ParsedFormula, parse_formula
 from htsforecast.errors import DataError, HierarchyError
 
@@ -58,6 +60,7 @@ class Hierarchy:
     def __init__(self, formula: ParsedFormula | None = None) -> None:
         self._formula = formula
         self._structure: _Structure | None = None
+        self._exog_weights: np.ndarray | None = None  # history mean target ('wmean', future)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -204,9 +207,10 @@ class Hierarchy:
         self,
         df: pd.DataFrame,
         time_col: str = "ds",
-        target_col: str = "y",
+        target_col: str | None = "y",
         freq: str | None = None,
         fill: str | None = None,
+        exog: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame:
         """Sum bottom-level data to every node of the hierarchy.
 
@@ -216,7 +220,8 @@ class Hierarchy:
             Bottom-level long data: one row per key combination and time, with every formula
             column, ``time_col`` and ``target_col``.
         time_col, target_col : str
-            Names of the date and value columns.
+            Names of the date and value columns. ``target_col=None`` aggregates a frame without
+            target, e.g. future regressor values for ``forecast(..., X_future=...)``.
         freq : str, optional
             Pandas frequency alias (``"MS"``, ``"QS"``, ``"D"`` ...). When given, every date must
             lie on it and the time grid is every period from the first to the last date. Without
@@ -225,12 +230,16 @@ class Hierarchy:
             Gap policy. ``None`` (default): a bottom series missing any date of the grid is an
             error naming it. ``"zero"``: missing (series, date) cells count as 0, the right choice
             when absence means "nothing happened" (sales, counts).
+        exog : mapping column -> rule or LevelCovariate, optional
+            Regressors carried to every node: ``{"price": "wmean", "promo": "sum",
+            "temperature": LevelCovariate(temp_df, on="state")}``; rules ``sum``, ``mean``,
+            ``min``, ``max``, ``first``, ``wmean`` (see :mod:`htsforecast._exog`).
 
         Returns
         -------
         DataFrame
-            Long ``unique_id, ds, y`` for every node, nodes in :attr:`node_ids` order, dates
-            ascending.
+            Long ``unique_id, ds, y`` (without ``y`` when ``target_col=None``) plus one column
+            per regressor, for every node, nodes in :attr:`node_ids` order, dates ascending.
 
         Raises
         ------
@@ -246,10 +255,12 @@ class Hierarchy:
         if fill not in (None, "zero"):
             raise DataError(f"fill must be None or 'zero', got {fill!r}.")
         keys = list(self._formula.columns)
-        v.require_columns(df, [*keys, time_col, target_col])
+        v.require_columns(df, [*keys, time_col, *([target_col] if target_col else [])])
         if len(df) == 0:
             raise DataError("data has no rows.")
-        values = v.check_target(df, target_col)
+        if target_col is None and not exog:
+            raise DataError("target_col=None aggregates regressors only: pass exog={...}.")
+        values = v.check_target(df, target_col) if target_col else np.ones(len(df))
         dates = v.to_datetime(df, time_col)
         row_codes, bottom_keys = _factorize_keys(df, keys)
         _check_nesting(bottom_keys, self._formula.nestings)
@@ -276,7 +287,18 @@ class Hierarchy:
             v.check_gaps(~np.isnan(Yb), self.bottom_ids, grid, hint)
         else:
             Yb = np.nan_to_num(Yb, nan=0.0)
-        return _long_frame(structure, structure.S @ Yb, grid)
+        out = _long_frame(structure, structure.S @ Yb, grid)
+        if target_col is None:
+            out = out.drop(columns="y")
+        if exog:
+            g = ExogGrid(structure.S, structure.node_ids, structure.bottom_keys, codes, t_codes,
+                         grid, time_col)  # fmt: skip
+            cols, weights = aggregate_exog(
+                exog, df, g, Yb if target_col else None, self._exog_weights
+            )
+            self._exog_weights = self._exog_weights if weights is None else weights
+            out = out.assign(**{name: x.ravel() for name, x in cols.items()})
+        return out
 
     def _structure_for(self, bottom_keys: pd.DataFrame, bottom_ids: list[str]) -> _Structure:
         st = self._structure
