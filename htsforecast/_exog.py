@@ -338,9 +338,7 @@ def _check_covariate(name: str, cov: LevelCovariate, g: ExogGrid) -> None:
     )
 
 
-def _covariate(
-    name: str, cov: LevelCovariate, g: ExogGrid, W: np.ndarray | None
-) -> np.ndarray:
+def _covariate(name: str, cov: LevelCovariate, g: ExogGrid, W: np.ndarray | None) -> np.ndarray:
     """The covariate at every node (see :class:`LevelCovariate`)."""
     keys = list(cov.keys)
     cell_of, cells = pd.factorize(pd.MultiIndex.from_frame(g.bottom_keys[keys]))
@@ -360,9 +358,7 @@ def _covariate(
     return _reduce(name, Q, Xc, cov.rule, g, W)
 
 
-def _cell_values(
-    name: str, cov: LevelCovariate, cells: pd.MultiIndex, g: ExogGrid
-) -> np.ndarray:
+def _cell_values(name: str, cov: LevelCovariate, cells: pd.MultiIndex, g: ExogGrid) -> np.ndarray:
     """The covariate on (cells x grid); missing (cell, date) pairs are an error naming them."""
     data = cov.data
     where = f"LevelCovariate on {list(cov.keys)}"

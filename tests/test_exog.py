@@ -122,10 +122,14 @@ def _agg(df=None, **kw):
         ({"store": "sum"}, r"exog column 'store' clashes"),
         ({"flag2": "first"}, r"'flag2' uses rule 'first'.*state=A @ 2020-01-01"),
         ({"temp": LevelCovariate(temps(), on="region")}, r"'temp'.*unknown: 'region'"),
-        ({"temp": LevelCovariate(temps().iloc[:3], on="state")},
-         r"'temp'.*no value for 1 \(key, date\).*state=B @ 2020-02-01"),
-        ({"temp": LevelCovariate(pd.concat([temps(), temps()]), on="state")},
-         r"'temp'.*duplicated \(state, ds\)"),
+        (
+            {"temp": LevelCovariate(temps().iloc[:3], on="state")},
+            r"'temp'.*no value for 1 \(key, date\).*state=B @ 2020-02-01",
+        ),
+        (
+            {"temp": LevelCovariate(pd.concat([temps(), temps()]), on="state")},
+            r"'temp'.*duplicated \(state, ds\)",
+        ),
         ({"temp": LevelCovariate(temps(), on="state", rule="avg")}, r"'temp': unknown rule"),
     ],
 )
@@ -138,7 +142,9 @@ def test_bad_exog_specs(exog, match):
 def test_non_numeric_and_nan_regressors_name_the_column():
     with pytest.raises(DataError, match=r"exog column 'label'.*must be numeric, got dtype object"):
         _agg(small().assign(label="x"), exog={"label": "max"})
-    with pytest.raises(DataError, match=r"exog column 'price'.*1 NaN/inf value\(s\), at row\(s\) 4"):
+    with pytest.raises(
+        DataError, match=r"exog column 'price'.*1 NaN/inf value\(s\), at row\(s\) 4"
+    ):
         _agg(small().assign(price=[1, 2, 3, 4, np.nan, 6]), exog={"price": "mean"})
     bad = temps().assign(temp=[1.0, np.inf, 2.0, 3.0])
     with pytest.raises(DataError, match=r"exog column 'temp' \(LevelCovariate.*NaN/inf"):
