@@ -5,6 +5,11 @@
 * :class:`ProphetModel` — Prophet per node in parallel processes, per-node settings, sample paths.
 * :class:`Naive`, :class:`SeasonalNaive`, :class:`Mean` — fast vectorised benchmarks (FPP §5.5
   Gaussian intervals), also the default fallbacks.
+* :class:`Combination` — several models averaged at every node (equal or inverse-CV-error
+  weights), :class:`Selected` — the best candidate per node by cross-validation on the training
+  data (intermittent nodes may get their own candidates).
+* :class:`IntermittentModel` — Croston / ADIDA / IMAPA / TSB with intervals.
+* :class:`MLForecastModel` — one LightGBM trained across all nodes (mlforecast; extra ``ml``).
 * :class:`Forecaster` (protocol) / :class:`SeriesForecaster` (base class) — plug in your own.
 * :class:`Executor` / :class:`LocalExecutor` — where per-node work runs.
 """
@@ -12,7 +17,10 @@
 from __future__ import annotations
 
 from htsforecast.models._baseline import Mean, Naive, SeasonalNaive, season_length_for
+from htsforecast.models._combination import Combination
 from htsforecast.models._execution import Executor, LocalExecutor
+from htsforecast.models._intermittent import IntermittentModel, intermittent_models
+from htsforecast.models._mlforecast import MLForecastModel
 from htsforecast.models._prophet import ProphetModel
 from htsforecast.models._protocol import (
     Forecaster,
@@ -21,11 +29,15 @@ from htsforecast.models._protocol import (
     SeriesForecast,
     SeriesForecaster,
 )
+from htsforecast.models._selected import Selected
 from htsforecast.models._statsforecast import StatsForecastModel
 
 __all__ = [
+    "Combination",
     "Executor",
     "Forecaster",
+    "IntermittentModel",
+    "MLForecastModel",
     "LocalExecutor",
     "Mean",
     "ModelOutput",
@@ -33,8 +45,10 @@ __all__ = [
     "Panel",
     "ProphetModel",
     "SeasonalNaive",
+    "Selected",
     "SeriesForecast",
     "SeriesForecaster",
     "StatsForecastModel",
+    "intermittent_models",
     "season_length_for",
 ]

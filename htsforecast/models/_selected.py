@@ -1,0 +1,204 @@
+"""Per-node model selection by cross-validation on the training data.
+
+:class:`Selected` picks, at every node, the candidate with the lowest rolling-origin error on
+the data it is given and returns that candidate's forecasts, fitted values and residuals.
+Selecting per node and *then* reconciling gives coherent forecasts; choosing a different
+reconciled pipeline per level does not (see :func:`htsforecast.evaluate.select_best`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from htsforecast.errors import DataError
+from htsforecast.models._backtest import (
+    METRICS,
+    backtest_errors,
+    cut_windows,
+    fit_output,
+    score_errors,
+)
+from htsforecast.models._combination import Combination
+from htsforecast.models._execution import Executor
+from htsforecast.models._protocol import Forecaster, ModelOutput, Panel
+
+__all__ = ["Selected", "ADI_THRESHOLD", "zero_share"]
+
+#: Average inter-demand interval above which a series counts as intermittent (Syntetos, Boylan
+#: & Croston 2005): ADI = T / (number of non-zero values) > 1.32, i.e. a zero share above
+#: 1 - 1/1.32 ≈ 0.242.
+ADI_THRESHOLD = 1.32
+
+
+def zero_share(panel: Panel) -> np.ndarray:
+    """Share of exact zeros in each series of ``panel``, shape (n_series,)."""
+    group = np.repeat(np.arange(panel.n_series), panel.lengths)
+    zeros = np.bincount(group, weights=(panel.y == 0), minlength=panel.n_series)
+    return zeros / np.maximum(panel.lengths, 1)
+
+
+class _FitCache:
+    """Memoise ``fit_output`` per (model, panel contents, h, level) during one selection, so a
+    combination and its members, or a member shared by two candidates, are fitted once."""
+
+    def __init__(self) -> None:
+        self._store: dict[tuple, tuple[Any, tuple[np.ndarray, ModelOutput]]] = {}
+
+    def fit(
+        self, model: Forecaster, panel: Panel, h: int, level: tuple, executor: Executor
+    ) -> tuple[np.ndarray, ModelOutput]:
+        if isinstance(model, Combination):
+            out = model.fit_with(panel, h, level, executor, self.fit)
+            return ~np.isin(np.arange(panel.n_series), list(out.failures)), out
+        digest = hashlib.blake2b(digest_size=16)
+        for arr in (panel.indptr, panel.ds.view(np.int64), panel.y):
+            digest.update(np.ascontiguousarray(arr).tobytes())
+        key = (id(model), digest.hexdigest(), h, tuple(level))
+        if key not in self._store:  # the model is kept alive with its result: ids stay unique
+            self._store[key] = (model, fit_output(model, panel, h, level, executor))
+        return self._store[key][1]
+
+
+@dataclass(eq=False)
+class Selected:
+    """At every node, the candidate with the best cross-validated error on the training data.
+
+    Parameters
+    ----------
+    candidates : dict name -> model
+        The models to choose from (a :class:`Combination` can be one; candidates sharing member
+        instances are fitted once per window).
+    by : {"cv"}
+        Selection rule: rolling-origin cross-validation inside the data given.
+    metric : {"mase", "rmsse", "mae", "rmse", "mse"}
+        Per node, the metric of each window (h steps) averaged over the windows.
+    n_windows : int
+        Number of origins (the last one's test period is the last ``h`` observations).
+    step : int, optional
+        Observations between origins (default ``h``).
+    season_length : int
+        Season of the MASE / RMSSE scale (4 quarterly, 12 monthly).
+    intermittent : dict name -> model, optional
+        Candidates for intermittent nodes: nodes whose average inter-demand interval exceeds
+        ``adi`` (share of zeros above ``1 - 1/adi``) choose among these instead of
+        ``candidates`` (e.g. Croston, ADIDA, IMAPA, TSB).
+    adi : float
+        Intermittency threshold (default 1.32, Syntetos, Boylan & Croston 2005).
+
+    Notes
+    -----
+    Only the data passed to ``fit_predict`` is used (in :func:`htsforecast.cross_validate` that
+    is each fold's training data), so the choice never sees the test period. A candidate that
+    fails on a node in a window where another candidate works is not eligible there; a node
+    where no candidate has a score (too short for any window) takes the first candidate. The
+    chosen candidate is then refitted on the node's full data. After each fit, ``choices_``
+    holds one row per node: ``unique_id``, ``group`` (``"regular"``/``"intermittent"``),
+    ``model`` (the choice) and one ``score[<name>]`` column per candidate.
+    """
+
+    candidates: Mapping[str, Forecaster]
+    by: Literal["cv"] = "cv"
+    metric: str = "mase"
+    n_windows: int = 2
+    step: int | None = None
+    season_length: int = 1
+    intermittent: Mapping[str, Forecaster] | None = None
+    adi: float = ADI_THRESHOLD
+    choices_: pd.DataFrame | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for what, group in (("candidates", self.candidates), ("intermittent", self.intermittent)):
+            if group is None and what == "intermittent":
+                continue
+            if not isinstance(group, Mapping) or not group:
+                raise DataError(f"Selected {what} must be a non-empty dict name -> model.")
+            bad = [n for n, m in group.items() if not isinstance(m, Forecaster)]
+            if bad:
+                raise DataError(
+                    f"Selected {what} {bad} are not htsforecast models (wrap statsforecast "
+                    "models in StatsForecastModel)."
+                )
+        if self.by != "cv":
+            raise DataError(f"Selected by={self.by!r} is not supported; use by='cv'.")
+        if self.metric not in METRICS:
+            raise DataError(f"unknown Selected metric {self.metric!r}; choose from {METRICS}.")
+        if not self.adi >= 1:
+            raise DataError(f"Selected adi must be >= 1 (1 = every node with a zero), got {self.adi}.")
+
+    def __repr__(self) -> str:
+        extra = f", intermittent={list(self.intermittent)}" if self.intermittent else ""
+        return f"Selected({list(self.candidates)}{extra}, metric={self.metric!r})"
+
+    @property
+    def min_obs(self) -> int:
+        """A node is given to the selection when at least one candidate can fit it."""
+        models = [*self.candidates.values(), *(self.intermittent or {}).values()]
+        return min(int(getattr(m, "min_obs", 1) or 1) for m in models)
+
+    def fit_predict(
+        self, panel: Panel, h: int, level: tuple[int, ...], executor: Executor
+    ) -> ModelOutput:
+        """Choose a candidate per node by backtesting on ``panel``, then refit the choices."""
+        cache = _FitCache()
+        full = ModelOutput.empty(panel.n_series, h, level, len(panel.y))
+        failures: dict[int, str] = {}
+        tables = []
+        for group, idx, cands in self._groups(panel):
+            sub = panel.subset(idx)
+            names, table = self._choose(sub, cands, h, executor, cache)
+            tables.append(table.assign(group=group))
+            for k, name in enumerate(cands):
+                pick = np.flatnonzero(names == k)
+                if pick.size == 0:
+                    continue
+                ok, out = cache.fit(cands[name], sub.subset(pick), h, level, executor)
+                full = full.place(out, idx[pick], panel)
+                failures.update({int(idx[pick[j]]): f"{name} failed" for j in np.flatnonzero(~ok)})
+        self.choices_ = _order(tables, panel)
+        return replace(full, samples=None, failures=failures)
+
+    def _groups(self, panel: Panel) -> list[tuple[str, np.ndarray, Mapping[str, Forecaster]]]:
+        every = np.arange(panel.n_series)
+        if not self.intermittent:
+            return [("regular", every, self.candidates)]
+        inter = zero_share(panel) > 1.0 - 1.0 / self.adi
+        groups = [("regular", every[~inter], self.candidates)]
+        groups.append(("intermittent", every[inter], self.intermittent))
+        return [g for g in groups if g[1].size]
+
+    def _choose(
+        self,
+        sub: Panel,
+        cands: Mapping[str, Forecaster],
+        h: int,
+        executor: Executor,
+        cache: _FitCache,
+    ) -> tuple[np.ndarray, pd.DataFrame]:
+        """Index of the chosen candidate per series of ``sub`` and the score table."""
+        windows = cut_windows(sub, h, self.n_windows, self.step)
+        errors = backtest_errors(sub, cands, windows, h, executor, cache.fit)
+        scores = np.column_stack(
+            [score_errors(e, self.metric, sub, windows, self.season_length)
+             for e in errors.values()]
+        )  # fmt: skip
+        counts = np.column_stack([np.isfinite(e).all(axis=2).sum(axis=1) for e in errors.values()])
+        eligible = np.isfinite(scores) & (counts == counts.max(axis=1, keepdims=True))
+        masked = np.where(eligible, scores, np.inf)
+        choice = np.where(eligible.any(axis=1), np.argmin(masked, axis=1), 0)
+        table = pd.DataFrame(scores, columns=[f"score[{n}]" for n in cands])
+        table.insert(0, "model", np.asarray(list(cands), dtype=object)[choice])
+        table.insert(0, "unique_id", sub.ids.astype(str))
+        return choice, table
+
+
+def _order(tables: list[pd.DataFrame], panel: Panel) -> pd.DataFrame:
+    out = pd.concat(tables, ignore_index=True)
+    cols = ["unique_id", "group", "model", *(c for c in out.columns if c.startswith("score["))]
+    pos = pd.Index(out["unique_id"]).get_indexer(panel.ids.astype(str))
+    return out.iloc[pos][cols].reset_index(drop=True)
