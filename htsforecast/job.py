@@ -38,6 +38,14 @@ MODELS: dict[str, str] = {
     "naive": "Naive()",
     "mean": "Mean()",
     "prophet": "ProphetModel() (slow: one Prophet fit per node)",
+    "croston": "IntermittentModel(CrostonOptimized()): intermittent demand",
+    "adida": "IntermittentModel(ADIDA()): intermittent demand",
+    "imapa": "IntermittentModel(IMAPA()): intermittent demand",
+    "tsb": "IntermittentModel(TSB(alpha_d=0.1, alpha_p=0.1)): intermittent demand",
+    "lgbm": "MLForecastModel(season_length=m): one LightGBM over all nodes (extra 'ml')",
+    "combo": "Combination of ets, arima and theta, equal weights",
+    "auto": "per-node CV choice among combo/ets/arima/theta/lgbm, and croston/adida/imapa/tsb "
+    "on intermittent nodes (see htsforecast.models.auto_model; lighter on large data)",
 }
 #: Reconciliation method names accepted by ``--methods``.
 METHODS: dict[str, str] = {
@@ -140,11 +148,23 @@ def _read_toml(path: str) -> dict[str, Any]:
     return {k.replace("-", "_"): v for k, v in data.get("run", data).items()}
 
 
-def make_models(names: tuple[str, ...], season_length: int) -> dict[str, Any]:
-    """Build the forecasters named in :data:`MODELS`."""
+def make_models(
+    names: tuple[str, ...], season_length: int, n_obs: int | None = None
+) -> dict[str, Any]:
+    """Build the forecasters named in :data:`MODELS` (``n_obs``: data size, for ``auto``)."""
     from statsforecast.models import AutoARIMA, AutoETS, DynamicOptimizedTheta
 
-    from htsforecast.models import Mean, Naive, ProphetModel, SeasonalNaive, StatsForecastModel
+    from htsforecast.models import (
+        Combination,
+        Mean,
+        MLForecastModel,
+        Naive,
+        ProphetModel,
+        SeasonalNaive,
+        StatsForecastModel,
+        auto_model,
+        intermittent_models,
+    )
 
     m = season_length
     builders: dict[str, Callable[[], Any]] = {
@@ -158,6 +178,10 @@ def make_models(names: tuple[str, ...], season_length: int) -> dict[str, Any]:
         "naive": lambda: Naive(),
         "mean": lambda: Mean(),
         "prophet": lambda: ProphetModel(),
+        **{k: lambda k=k: intermittent_models()[k] for k in ("croston", "adida", "imapa", "tsb")},
+        "lgbm": lambda: MLForecastModel(season_length=m),
+        "combo": lambda: Combination({k: builders[k]() for k in ("ets", "arima", "theta")}),
+        "auto": lambda: auto_model(m, n_obs),
     }
     _check_names(names, builders, "model", MODELS)
     return {name: builders[name]() for name in names}
@@ -240,7 +264,7 @@ def run(
     if cfg.h is not None and int(cfg.h) < 1:
         raise DataError(f"h must be a positive number of periods, got {cfg.h!r}.")
     h = cfg.h if cfg.h is not None else max(m, 1)
-    models = make_models(cfg.models, m)
+    models = make_models(cfg.models, m, n_obs=len(Y))
     methods = make_methods(cfg.methods, cfg.nonnegative)
     level = sorted(cfg.level)
     echo(

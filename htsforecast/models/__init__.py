@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from htsforecast.models._auto import auto_model
 from htsforecast.models._baseline import Mean, Naive, SeasonalNaive, season_length_for
 from htsforecast.models._combination import Combination
 from htsforecast.models._execution import Executor, LocalExecutor
@@ -49,6 +50,7 @@ __all__ = [
     "SeriesForecast",
     "SeriesForecaster",
     "StatsForecastModel",
+    "auto_model",
     "intermittent_models",
     "season_length_for",
 ]

@@ -175,4 +175,3 @@ def score_errors(
         elif metric == "rmse":
             per = np.sqrt(per)
         return np.nanmean(per, axis=1)
-

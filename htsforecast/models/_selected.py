@@ -129,7 +129,9 @@ class Selected:
         if self.metric not in METRICS:
             raise DataError(f"unknown Selected metric {self.metric!r}; choose from {METRICS}.")
         if not self.adi >= 1:
-            raise DataError(f"Selected adi must be >= 1 (1 = every node with a zero), got {self.adi}.")
+            raise DataError(
+                f"Selected adi must be >= 1 (1 = every node with a zero), got {self.adi}."
+            )
 
     def __repr__(self) -> str:
         extra = f", intermittent={list(self.intermittent)}" if self.intermittent else ""

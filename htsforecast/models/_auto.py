@@ -1,0 +1,74 @@
+"""The ``auto`` preset: per-node choice among combinations, single models, intermittent-demand
+models and LightGBM (what ``htsforecast run --models auto`` fits)."""
+
+from __future__ import annotations
+
+from htsforecast.models._combination import Combination
+from htsforecast.models._intermittent import intermittent_models
+from htsforecast.models._selected import Selected
+
+__all__ = ["auto_model", "LIGHT_OBS"]
+
+#: Above this many observations (all nodes together) ``auto`` uses its light set.
+LIGHT_OBS = 100_000
+
+
+def auto_model(season_length: int, n_obs: int | None = None) -> Selected:
+    """The ``--models auto`` preset: a :class:`Selected` over these candidates.
+
+    Regular nodes (average inter-demand interval <= 1.32) choose among
+
+    * ``combo``: equal-weight :class:`Combination` of ``ets``, ``arima`` and ``theta``,
+    * ``ets``: AutoETS (statsforecast's full ``"ZZZ"`` search),
+    * ``arima``: AutoARIMA,
+    * ``theta``: Dynamic Optimised Theta,
+    * ``lgbm``: :class:`MLForecastModel` (one LightGBM over all nodes; only if
+      ``mlforecast`` and ``lightgbm`` are installed);
+
+    intermittent nodes (more zeros, see :data:`~htsforecast.models._selected.ADI_THRESHOLD`)
+    choose among ``croston`` (optimised Croston), ``adida``, ``imapa`` and ``tsb``.
+
+    The choice minimises MASE over 2 rolling origins of ``h`` steps at the end of the data
+    given (training data only). Members are shared, so each model is fitted once per origin.
+
+    **Light set** (``n_obs`` > :data:`LIGHT_OBS`, e.g. the radon panel with 1,367 nodes x 240
+    months): no AutoARIMA (the slowest model; ``combo`` = ``ets`` + ``theta``), ETS restricted
+    to additive seasonality without damping (``"ZZA"``), one origin instead of two.
+    """
+    from statsforecast.models import AutoARIMA, AutoETS, DynamicOptimizedTheta
+
+    from htsforecast.models._statsforecast import StatsForecastModel
+
+    m = season_length
+    light = n_obs is not None and n_obs > LIGHT_OBS
+    if light:
+        ets = StatsForecastModel(AutoETS(season_length=m, model="ZZA" if m > 1 else "ZZN",
+                                         damped=False))  # fmt: skip
+    else:
+        ets = StatsForecastModel(AutoETS(season_length=m))
+    theta = StatsForecastModel(DynamicOptimizedTheta(season_length=m))
+    members = {"ets": ets, "theta": theta}
+    if not light:
+        members["arima"] = StatsForecastModel(AutoARIMA(season_length=m))
+    regular = {"combo": Combination(dict(members)), **members}
+    lgbm = _lgbm(m)
+    if lgbm is not None:
+        regular["lgbm"] = lgbm
+    return Selected(
+        regular,
+        metric="mase",
+        n_windows=1 if light else 2,
+        season_length=m,
+        intermittent=intermittent_models(),
+    )
+
+
+def _lgbm(m: int):  # noqa: ANN202
+    try:
+        import lightgbm  # noqa: F401
+        import mlforecast  # noqa: F401
+    except ImportError:
+        return None
+    from htsforecast.models._mlforecast import MLForecastModel
+
+    return MLForecastModel(season_length=m)
