@@ -1,0 +1,291 @@
+"""Combination, per-node selection, intermittent-demand models and the LightGBM global model.
+
+Tiny data; references are hand computations, the members called directly, statsforecast and
+mlforecast called directly. Leakage: backtest windows and cross-validation folds never see
+the test period.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from htsforecast import forecast
+from htsforecast.errors import DataError
+from htsforecast.models import (
+    Combination,
+    IntermittentModel,
+    LocalExecutor,
+    Mean,
+    Naive,
+    Panel,
+    SeasonalNaive,
+    Selected,
+    intermittent_models,
+)
+from htsforecast.models._backtest import cut_windows
+
+EX = LocalExecutor(1)
+
+
+def _frame(n_series: int = 3, T: int = 24, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2010-01-01", periods=T, freq="QS")
+    rows = []
+    for i in range(n_series):
+        season = np.tile([0.0, 5.0, -3.0, 2.0], T // 4 + 1)[:T] * (i + 1)
+        y = 50 + i * 10 + 0.3 * i * np.arange(T) + season + rng.normal(0, 1 + i, T)
+        rows.append(pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": y}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _panel(df: pd.DataFrame) -> Panel:
+    return Panel.from_long(df.sort_values(["unique_id", "ds"]).reset_index(drop=True), "QS")
+
+
+class Recorder:
+    """A model that records the last date of every series it is given (leakage probe)."""
+
+    min_obs = 1
+
+    def __init__(self, inner) -> None:  # noqa: ANN001
+        self.inner = inner
+        self.seen: list[np.ndarray] = []
+
+    def fit_predict(self, panel, h, level, executor):  # noqa: ANN001, ANN201
+        self.seen.append(panel.ds[panel.indptr[1:] - 1])
+        return self.inner.fit_predict(panel, h, level, executor)
+
+
+# ----------------------------------------------------------------------------- backtest windows
+def test_windows_cut_before_their_test_period() -> None:
+    p = _panel(_frame(T=20))
+    wins = cut_windows(p, h=3, n_windows=3, step=2)
+    for k, win in enumerate(wins):
+        assert (win.train.lengths == 20 - 3 - (2 - k) * 2).all()
+        for j, i in enumerate(win.rows):
+            ds, y = p.series(i)
+            n = win.train.lengths[j]
+            np.testing.assert_array_equal(win.train.series(j)[1], y[:n])
+            np.testing.assert_array_equal(win.actual[j], y[n : n + 3])
+    assert wins[-1].actual[0, -1] == p.series(0)[1][-1]  # last window ends at the panel's end
+
+
+def test_windows_skip_series_too_short() -> None:
+    df = pd.concat([_frame(1, 20), _frame(1, 6).assign(unique_id="short")])
+    wins = cut_windows(_panel(df), h=4, n_windows=2, min_train=2)
+    assert [w.train.n_series for w in wins] == [1, 2]
+
+
+# ----------------------------------------------------------------------------- combination
+def test_combination_equal_is_the_mean_of_members() -> None:
+    p = _panel(_frame())
+    combo = Combination({"naive": Naive(), "mean": Mean()})
+    out = combo.fit_predict(p, 4, (80,), EX)
+    a, b = Naive().fit_predict(p, 4, (80,), EX), Mean().fit_predict(p, 4, (80,), EX)
+    np.testing.assert_allclose(out.mean, (a.mean + b.mean) / 2)
+    np.testing.assert_allclose(out.lo[80], (a.lo[80] + b.lo[80]) / 2)  # quantile averaging
+    np.testing.assert_allclose(out.hi[80], (a.hi[80] + b.hi[80]) / 2)
+    first = p.indptr[:-1]
+    np.testing.assert_allclose(out.fitted[first], b.fitted[first])  # naive has no fitted there
+    rest = np.setdiff1d(np.arange(len(p.y)), first)
+    np.testing.assert_allclose(out.fitted[rest], (a.fitted[rest] + b.fitted[rest]) / 2)
+    assert combo.weights_.shape == (3, 3) and np.allclose(combo.weights_[["naive", "mean"]], 0.5)
+
+
+def test_combination_renormalises_over_failed_members() -> None:
+    df = pd.concat([_frame(1, 12), _frame(1, 3).assign(unique_id="short")])
+    out = Combination({"snaive": SeasonalNaive(4), "mean": Mean()}).fit_predict(
+        _panel(df), 2, (), EX
+    )
+    short = _panel(df).series(1)[1]
+    np.testing.assert_allclose(out.mean[1], short.mean())  # snaive failed: mean alone
+    assert out.failures == {}
+
+
+def test_combination_inverse_cv_error_weights_by_hand() -> None:
+    p = _panel(_frame(2, 16))
+    combo = Combination({"naive": Naive(), "mean": Mean()}, weights="inverse_cv_error",
+                        n_windows=2, metric="mse")  # fmt: skip
+    out = combo.fit_predict(p, 2, (), EX)
+    for i in range(2):
+        y = p.series(i)[1]
+        mse = []
+        for fc in (lambda t: np.repeat(t[-1], 2), lambda t: np.repeat(t.mean(), 2)):
+            e = [y[n : n + 2] - fc(y[:n]) for n in (12, 14)]
+            mse.append(np.mean([np.mean(x**2) for x in e]))
+        w = (1 / np.array(mse)) / (1 / np.array(mse)).sum()
+        np.testing.assert_allclose(combo.weights_.iloc[i, 1:].to_numpy(float), w)
+        np.testing.assert_allclose(out.mean[i], w[0] * y[-1] + w[1] * y.mean())
+
+
+def test_combination_rejects_bad_arguments() -> None:
+    with pytest.raises(DataError, match="weights must be"):
+        Combination({"n": Naive()}, weights="median")
+    with pytest.raises(DataError, match="member 'x' is a int"):
+        Combination({"x": 3})
+
+
+# ----------------------------------------------------------------------------- selection
+def _mase_by_hand(y: np.ndarray, fc, h: int, origins: list[int], m: int) -> float:  # noqa: ANN001
+    out = []
+    for n in origins:
+        tr = y[:n]
+        scale = np.mean(np.abs(tr[m:] - tr[:-m]))
+        out.append(np.mean(np.abs(y[n : n + h] - fc(tr, h))) / scale)
+    return float(np.mean(out))
+
+
+def test_selected_picks_the_hand_computed_best_per_node() -> None:
+    p = _panel(_frame(3, 24))
+    sel = Selected({"naive": Naive(), "snaive": SeasonalNaive(4), "mean": Mean()},
+                   n_windows=2, season_length=4)  # fmt: skip
+    out = sel.fit_predict(p, 4, (80,), EX)
+    fcs = {
+        "naive": lambda t, h: np.repeat(t[-1], h),
+        "snaive": lambda t, h: t[-4:][:h],
+        "mean": lambda t, h: np.repeat(t.mean(), h),
+    }
+    full = {k: m.fit_predict(p, 4, (80,), EX) for k, m in sel.candidates.items()}
+    for i in range(3):
+        y = p.series(i)[1]
+        scores = {k: _mase_by_hand(y, f, 4, [16, 20], 4) for k, f in fcs.items()}
+        best = min(scores, key=scores.get)
+        row = sel.choices_.iloc[i]
+        assert row["model"] == best and row["group"] == "regular"
+        assert np.isclose(row[f"score[{best}]"], scores[best])
+        np.testing.assert_allclose(out.mean[i], full[best].mean[i])
+        np.testing.assert_allclose(out.hi[80][i], full[best].hi[80][i])
+        rows = slice(p.indptr[i], p.indptr[i + 1])
+        np.testing.assert_allclose(out.fitted[rows], full[best].fitted[rows])
+
+
+def test_selected_never_sees_the_test_period_and_is_deterministic() -> None:
+    df = _frame(3, 24)
+    cutoff = pd.Timestamp("2014-10-01")
+    rec = Recorder(Naive())
+    sel = Selected({"rec": rec, "mean": Mean()}, n_windows=2, season_length=4)
+    base = forecast(df[df["ds"] <= cutoff], {"sel": sel}, h=4, freq="QS")
+    assert max(d.max() for d in rec.seen) <= np.datetime64(cutoff)
+    # backtest origins: 4 and 8 quarters before the cutoff, then the full training data
+    lasts = sorted({pd.Timestamp(d.max()) for d in rec.seen})
+    assert lasts[-1] == cutoff and lasts[0] == cutoff - pd.DateOffset(months=24)
+    again = forecast(df[df["ds"] <= cutoff], {"sel": sel}, h=4, freq="QS")
+    pd.testing.assert_frame_equal(base.forecasts, again.forecasts)
+    changed = df.assign(y=np.where(df["ds"] > cutoff, 1e6, df["y"]))
+    third = forecast(changed[changed["ds"] <= cutoff], {"sel": sel}, h=4, freq="QS")
+    pd.testing.assert_frame_equal(base.forecasts, third.forecasts)
+
+
+def test_selected_routes_intermittent_nodes() -> None:
+    rng = np.random.default_rng(1)
+    df = _frame(2, 24)
+    sparse = df[df["unique_id"] == "s0"].assign(
+        unique_id="sparse", y=(rng.random(24) < 0.3) * rng.integers(1, 4, 24).astype(float)
+    )
+    p = _panel(pd.concat([df, sparse]))
+    sel = Selected({"naive": Naive()}, intermittent={"mean": Mean()}, n_windows=1)
+    out = sel.fit_predict(p, 2, (), EX)
+    choices = sel.choices_.set_index("unique_id")
+    assert choices.loc["sparse", "group"] == "intermittent"
+    assert choices.loc["sparse", "model"] == "mean"
+    assert (choices.loc[["s0", "s1"], "model"] == "naive").all()
+    i = list(p.ids).index("sparse")
+    np.testing.assert_allclose(out.mean[i], p.series(i)[1].mean())
+
+
+def test_selected_rejects_bad_arguments() -> None:
+    with pytest.raises(DataError, match="unknown Selected metric"):
+        Selected({"n": Naive()}, metric="r2")
+    with pytest.raises(DataError, match="non-empty dict"):
+        Selected({})
+    with pytest.raises(DataError, match="by='cv'"):
+        Selected({"n": Naive()}, by="aic")
+
+
+# ----------------------------------------------------------------------------- intermittent
+def test_intermittent_models_match_statsforecast_with_documented_intervals() -> None:
+    from statsforecast.models import CrostonOptimized
+
+    rng = np.random.default_rng(2)
+    y = (rng.random(40) < 0.35) * rng.integers(1, 5, 40).astype(float)
+    df = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2000", periods=40, freq="MS"), "y": y})
+    p = Panel.from_long(df, "MS")
+    out = IntermittentModel(CrostonOptimized()).fit_predict(p, 3, (80,), EX)
+    ref = CrostonOptimized().forecast(y=y, h=3, fitted=True)
+    np.testing.assert_allclose(out.mean[0], ref["mean"])
+    np.testing.assert_allclose(out.fitted, ref["fitted"])
+    resid = (y - ref["fitted"])[1:]
+    sd = np.sqrt(np.mean(resid**2))
+    np.testing.assert_allclose(out.hi[80][0] - out.mean[0], norm.ppf(0.9) * sd)
+    assert set(intermittent_models()) == {"croston", "adida", "imapa", "tsb"}
+    for model in intermittent_models().values():
+        res = model.fit_predict(p, 3, (95,), EX)
+        assert res.mean.shape == (1, 3) and np.isfinite(res.lo[95]).all()
+
+
+def test_cli_names_build_the_new_models() -> None:
+    from htsforecast.job import make_models
+
+    models = make_models(("croston", "adida", "imapa", "tsb", "lgbm", "combo", "auto"), 4)
+    assert isinstance(models["combo"], Combination)
+    assert set(models["combo"].members) == {"ets", "arima", "theta"}
+    auto = models["auto"]
+    assert isinstance(auto, Selected) and set(auto.intermittent) == set(models) - {
+        "lgbm", "combo", "auto"}  # fmt: skip
+    assert {"combo", "ets", "arima", "theta", "lgbm"} == set(auto.candidates)
+    light = make_models(("auto",), 12, n_obs=10**6)["auto"]
+    assert "arima" not in light.candidates and light.n_windows == 1
+
+
+# ----------------------------------------------------------------------------- LightGBM
+def test_lgbm_matches_mlforecast_and_is_deterministic() -> None:
+    pytest.importorskip("mlforecast")
+    from htsforecast.models import MLForecastModel
+
+    df = _frame(4, 32)
+    p = _panel(df)
+    model = MLForecastModel(season_length=4, lgbm_params={"n_estimators": 20})
+    out = model.fit_predict(p, 3, (80,), EX)
+    again = MLForecastModel(season_length=4, lgbm_params={"n_estimators": 20}).fit_predict(
+        p, 3, (80,), EX
+    )
+    np.testing.assert_array_equal(out.mean, again.mean)
+    np.testing.assert_array_equal(out.lo[80], again.lo[80])
+    ref = model._mlforecast("QS")
+    ref.fit(p.to_frame())
+    expect = ref.predict(3).sort_values(["unique_id", "ds"])["lgbm"].to_numpy().reshape(4, 3)
+    np.testing.assert_allclose(out.mean, expect)
+    assert (out.lo[80] <= out.mean).all() and (out.mean <= out.hi[80]).all()
+    assert np.isfinite(out.fitted).sum() > 0.5 * len(p.y)
+    first = p.indptr[:-1]
+    assert np.isnan(out.fitted[first]).all()  # no feature row for the first observations
+
+
+def test_lgbm_short_series_fall_back() -> None:
+    pytest.importorskip("mlforecast")
+    from htsforecast.models import MLForecastModel
+
+    df = pd.concat([_frame(3, 32), _frame(1, 12).assign(unique_id="short")])
+    base = forecast(df, {"lgbm": MLForecastModel(season_length=4)}, h=2, freq="QS")
+    assert base.fallbacks["unique_id"].tolist() == ["short"]
+
+
+def test_lgbm_cross_validation_uses_no_test_period_information() -> None:
+    pytest.importorskip("mlforecast")
+    from htsforecast import Hierarchy, cross_validate
+    from htsforecast.models import MLForecastModel
+
+    bottom = _frame(4, 32).assign(g=lambda d: d["unique_id"].str[-1].astype(int) % 2)
+    bottom = bottom.rename(columns={"unique_id": "s"})
+    hier = Hierarchy.from_formula("g / s")
+    Y = hier.aggregate(bottom, freq="QS")
+    last = Y["ds"].max()
+    models = {"lgbm": MLForecastModel(season_length=4, lgbm_params={"n_estimators": 10})}
+    a = cross_validate(Y, hier, models, None, h=2, n_windows=1, freq="QS")
+    Y2 = Y.assign(y=np.where(Y["ds"] > last - pd.DateOffset(months=6), -999.0, Y["y"]))
+    b = cross_validate(Y2, hier, models, None, h=2, n_windows=1, freq="QS")
+    pd.testing.assert_series_equal(a.forecasts["yhat"], b.forecasts["yhat"])
+    assert not a.forecasts["y"].equals(b.forecasts["y"])
