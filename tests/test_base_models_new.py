@@ -211,7 +211,9 @@ def test_intermittent_models_match_statsforecast_with_documented_intervals() -> 
 
     rng = np.random.default_rng(2)
     y = (rng.random(40) < 0.35) * rng.integers(1, 5, 40).astype(float)
-    df = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2000", periods=40, freq="MS"), "y": y})
+    df = pd.DataFrame(
+        {"unique_id": "a", "ds": pd.date_range("2000", periods=40, freq="MS"), "y": y}
+    )
     p = Panel.from_long(df, "MS")
     out = IntermittentModel(CrostonOptimized()).fit_predict(p, 3, (80,), EX)
     ref = CrostonOptimized().forecast(y=y, h=3, fitted=True)
