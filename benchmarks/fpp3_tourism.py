@@ -103,7 +103,7 @@ class Blend:
     def fit(self, problem, yhat) -> Fitted:  # noqa: ANN001
         fits = [m.fit(problem, yhat) for m in self.members]
         return Fitted(
-            lambda Y, steps: np.mean([f.bottom(Y, steps) for f in fits], axis=0),
+            lambda Y, kind, steps: np.mean([f.bottom(Y, kind, steps) for f in fits], axis=0),
             lambda s2: np.mean([f.variance(s2) for f in fits], axis=0),
         )
 

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from htsforecast.errors import DataError
+from htsforecast.reconciliation import _registry
 from htsforecast.validation import to_datetime
 
 __all__ = ["RunConfig", "RunResult", "run", "make_models", "make_methods", "MODELS", "METHODS"]
@@ -47,28 +48,10 @@ MODELS: dict[str, str] = {
     "auto": "per-node CV choice among combo/ets/arima/theta/lgbm, and croston/adida/imapa/tsb "
     "on intermittent nodes (see htsforecast.models.auto_model; lighter on large data)",
 }
-#: Reconciliation method names accepted by ``--methods``.
-METHODS: dict[str, str] = {
-    "bu": "BottomUp()",
-    "td_ahp": "TopDown('average_proportions')",
-    "td_pha": "TopDown('proportion_averages')",
-    "td_fp": "TopDown('forecast_proportions')",
-    "ols": "MinTrace('ols')",
-    "wls_struct": "MinTrace('wls_struct')",
-    "wls_var": "MinTrace('wls_var')",
-    "mint_cov": "MinTrace('mint_cov')",
-    "mint_shrink": "MinTrace('mint_shrink')",
-}
-_DEFAULT_METHODS = (
-    "bu",
-    "td_ahp",
-    "td_pha",
-    "td_fp",
-    "ols",
-    "wls_struct",
-    "wls_var",
-    "mint_shrink",
-)
+#: Reconciliation method names accepted by ``--methods`` (read from the one registry,
+#: :mod:`htsforecast.reconciliation._registry`).
+METHODS: dict[str, str] = {name: spec.doc for name, spec in _registry.methods().items()}
+_DEFAULT_METHODS = _registry.default_methods()
 
 
 @dataclass(frozen=True)
@@ -188,22 +171,11 @@ def make_models(
 
 
 def make_methods(names: tuple[str, ...], nonnegative: bool = False) -> dict[str, Any]:
-    """Build the reconciliation methods named in :data:`METHODS`.
+    """Build the reconciliation methods named in the registry (see :data:`METHODS`).
 
-    ``nonnegative`` applies to the MinTrace family (its documented heuristic).
+    ``nonnegative`` applies to every method (bottom-up and top-down clip, MinTrace re-projects).
     """
-    from htsforecast.reconciliation import BottomUp, MinTrace, TopDown
-
-    builders: dict[str, Callable[[], Any]] = {
-        "bu": BottomUp,
-        "td_ahp": lambda: TopDown("average_proportions"),
-        "td_pha": lambda: TopDown("proportion_averages"),
-        "td_fp": lambda: TopDown("forecast_proportions"),
-    }
-    for mt in ("ols", "wls_struct", "wls_var", "mint_cov", "mint_shrink"):
-        builders[mt] = lambda mt=mt: MinTrace(mt, nonnegative=nonnegative)
-    _check_names(names, builders, "method", METHODS)
-    return {name: builders[name]() for name in names}
+    return _registry.build_methods(names, nonnegative)
 
 
 def _check_names(names, known: Mapping[str, Any], what: str, docs: Mapping[str, str]) -> None:

@@ -150,7 +150,13 @@ def test_oracle_gaussian_intervals(tourism):
     ours = reconcile(
         Y_hat_df,
         hier,
-        {"bu": BottomUp(), "ols": MinTrace("ols"), "mint_shrink": MinTrace("mint_shrink")},
+        {
+            "bu": BottomUp(),
+            "ols": MinTrace("ols"),
+            "wls_struct": MinTrace("wls_struct"),
+            "wls_var": MinTrace("wls_var"),
+            "mint_shrink": MinTrace("mint_shrink"),
+        },
         Y_df=Y_df,
         level=[80],
     )
@@ -158,12 +164,20 @@ def test_oracle_gaussian_intervals(tourism):
         Y_hat_df,
         Y_df,
         hier,
-        [hm.BottomUp(), hm.MinTrace("ols"), hm.MinTrace("mint_shrink")],
+        [
+            hm.BottomUp(),
+            hm.MinTrace("ols"),
+            hm.MinTrace("wls_struct"),
+            hm.MinTrace("wls_var"),
+            hm.MinTrace("mint_shrink"),
+        ],
         level=[80],
     ).set_index(["unique_id", "ds"])
     cols = {
         "bu": "m/BottomUp",
         "ols": "m/MinTrace_method-ols",
+        "wls_struct": "m/MinTrace_method-wls_struct",
+        "wls_var": "m/MinTrace_method-wls_var",
         "mint_shrink": "m/MinTrace_method-mint_shrink",
     }
     for method, col in cols.items():

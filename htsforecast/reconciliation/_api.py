@@ -131,7 +131,7 @@ def _reconcile(base, hier, methods, level, intervals, n_samples, seed, Y_df) -> 
         frames.append(_base_frame(fcm, levels))
         for name, method in methods.items():
             fitted = method.fit(problem, yhat)
-            ytilde = np.asarray(hier.S @ fitted.bottom(yhat))
+            ytilde = np.asarray(hier.S @ fitted.bottom(yhat, "point"))
             bounds = _interval_bounds(
                 intervals,
                 fitted,
@@ -383,7 +383,7 @@ def _interval_bounds(
     n, h, s = paths.shape
     flat = paths.reshape(n, h * s)
     steps = np.repeat(np.arange(h), s)
-    rec = np.asarray(hier.S @ fitted.bottom(flat, steps)).reshape(n, h, s)
+    rec = np.asarray(hier.S @ fitted.bottom(flat, "samples", steps)).reshape(n, h, s)
     out = {}
     for lv in levels:
         q = np.quantile(rec, [0.5 - lv / 200, 0.5 + lv / 200], axis=2)

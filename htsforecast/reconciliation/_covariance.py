@@ -20,13 +20,28 @@ correlation with the others (their standardised residuals are set to 0).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from htsforecast.errors import ReconciliationError
 from htsforecast.reconciliation._kernel import LowRankW
 
-__all__ = ["w_ols", "w_struct", "w_var", "w_cov", "w_shrink", "complete_residuals"]
+if TYPE_CHECKING:
+    from htsforecast.reconciliation._methods import MinTrace, Problem
+
+__all__ = [
+    "Estimator",
+    "COVARIANCES",
+    "w_ols",
+    "w_struct",
+    "w_var",
+    "w_cov",
+    "w_shrink",
+    "complete_residuals",
+]
 
 RIDGE = 2e-8
 
@@ -120,3 +135,52 @@ def w_shrink(residuals: np.ndarray, ridge: float = RIDGE) -> tuple[LowRankW, flo
     d = np.where(d > 0, d, ridge)  # λ = 0 with zero variances: keep W positive definite
     U = np.sqrt((1.0 - lam) / (T - 1)) * Xc if lam < 1 else None
     return LowRankW(d, U), lam
+
+
+# ------------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class Estimator:
+    """One covariance estimator of the MinTrace family, as the registry lists it.
+
+    Attributes
+    ----------
+    fn : callable ``(problem, method) -> (W, info)``
+        ``problem`` is the :class:`~htsforecast.reconciliation._methods.Problem` (``S``,
+        ``residuals`` ...), ``method`` the :class:`MinTrace` asking (for options such as
+        ``mint_shr_ridge``); returns the :class:`LowRankW` and a dict of extra information.
+    doc : str
+        One line for the CLI help, the docs and the error messages.
+    needs_residuals : bool
+        Whether it needs in-sample residuals (checked before ``fn`` is called, one message).
+    fallback : str or None
+        Estimator used, with a warning, when ``C W C'`` is singular for this one.
+    """
+
+    fn: Callable[[Problem, MinTrace], tuple[LowRankW, dict]]
+    doc: str
+    needs_residuals: bool = True
+    fallback: str | None = None
+
+
+def _shrink(problem: Problem, method: MinTrace) -> tuple[LowRankW, dict]:
+    W, lam = w_shrink(problem.residuals, method.mint_shr_ridge)
+    return W, {"shrinkage_lambda": lam}
+
+
+#: The covariance estimators of ``MinTrace(method=...)``; the CLI, the config, the docs and the
+#: error messages all read this table. Adding one = an entry here + its function + its test.
+COVARIANCES: dict[str, Estimator] = {
+    "ols": Estimator(lambda p, m: (w_ols(p.n), {}), "identity (OLS)", needs_residuals=False),
+    "wls_struct": Estimator(
+        lambda p, m: (w_struct(p.S), {}),
+        "structural scaling: bottom series under each node",
+        needs_residuals=False,
+    ),
+    "wls_var": Estimator(lambda p, m: (w_var(p.residuals), {}), "in-sample residual variances"),
+    "mint_cov": Estimator(
+        lambda p, m: (w_cov(p.residuals), {}),
+        "sample covariance of the residuals",
+        fallback="mint_shrink",
+    ),
+    "mint_shrink": Estimator(_shrink, "Schäfer-Strimmer shrunk covariance of the residuals"),
+}

@@ -26,7 +26,7 @@ import scipy.sparse.linalg as spla
 
 from htsforecast.errors import ReconciliationError
 
-__all__ = ["LowRankW", "ConstraintSolver", "mint_bottom", "mint_variance_diag"]
+__all__ = ["LowRankW", "ConstraintSolver", "mint_bottom", "mint_bottom_nonnegative"]
 
 
 @dataclass(frozen=True)
@@ -161,38 +161,6 @@ def mint_bottom(solver: ConstraintSolver, yhat: np.ndarray) -> np.ndarray:
     z = solver.solve(solver.C(yhat))
     ytilde = yhat - solver.W.matvec(solver.Ct(z))
     return ytilde[solver.na :]
-
-
-def mint_variance_diag(
-    solver: ConstraintSolver, E: np.ndarray, Us: list[np.ndarray | None], block: int = 512
-) -> np.ndarray:
-    """``diag(S P W_h P' S')`` for MinTrace at every horizon, without an n x n matrix.
-
-    ``W_h = diag(E[:, h]) + U_h U_h'``. ``S P = M = I - W C' K^{-1} C``: the low-rank parts cost
-    r applications of M per horizon; the diagonal parts are accumulated column block by column
-    block of M (computed once for all horizons).
-
-    Parameters
-    ----------
-    E : ndarray (n, h)
-    Us : list of length h of ndarray (n, r) or None
-    """
-    n = solver.n
-
-    def M(X: np.ndarray) -> np.ndarray:
-        return X - solver.W.matvec(solver.Ct(solver.solve(solver.C(X))))
-
-    out = np.zeros((n, E.shape[1]))
-    for h, U in enumerate(Us):
-        if U is not None:
-            MU = M(U)
-            out[:, h] += np.einsum("ij,ij->i", MU, MU)
-    for start in range(0, n, block):
-        cols = np.arange(start, min(n, start + block))
-        X = np.zeros((n, len(cols)))
-        X[cols, np.arange(len(cols))] = 1.0
-        out += (M(X) ** 2) @ E[cols]
-    return out
 
 
 def mint_bottom_nonnegative(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -29,13 +29,15 @@ from htsforecast.reconciliation._kernel import (
     LowRankW,
     mint_bottom,
     mint_bottom_nonnegative,
-    mint_variance_diag,
 )
+from htsforecast.reconciliation._variance import corr_scaled, mint_variance
 
-__all__ = ["Problem", "Fitted", "BottomUp", "TopDown", "MiddleOut", "MinTrace"]
+__all__ = ["Problem", "Fitted", "Kind", "BottomUp", "TopDown", "MiddleOut", "MinTrace"]
 
 TopDownMethod = Literal["average_proportions", "proportion_averages", "forecast_proportions"]
-MinTraceMethod = Literal["ols", "wls_struct", "wls_var", "mint_cov", "mint_shrink"]
+#: What the matrix given to :meth:`Fitted.bottom` holds: the base point forecasts (a method may
+#: take proportions from them) or sample paths (column ``j`` is a draw at horizon ``steps[j]``).
+Kind = Literal["point", "samples"]
 
 
 @dataclass
@@ -111,47 +113,103 @@ class Problem:
 
 @dataclass
 class Fitted:
-    """A fitted projection: ``bottom(Y)`` is ``P Y``; ``variance(sigma2)`` is diag(S P W_h P' S').
+    """A fitted projection: ``bottom(Y, kind)`` is ``P Y``; ``variance(sigma2)`` is
+    ``diag(S P W_h P' S')``.
 
-    ``bottom_fn`` takes the (n, k) base matrix and a per-column horizon index (for methods whose
-    ``P`` depends on the point forecasts of each horizon, such as forecast proportions).
+    ``bottom_fn(Y, kind, steps)`` takes the (n, k) matrix of base values, its :data:`Kind` and,
+    for samples, the horizon index of every column (for methods whose ``P`` depends on the point
+    forecasts of each horizon, such as forecast proportions). A linear method can be built with
+    :meth:`from_projection` and gets exact points, samples and variances for free.
     """
 
-    bottom_fn: Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+    bottom_fn: Callable[[np.ndarray, Kind, np.ndarray | None], np.ndarray]
     variance_fn: Callable[[np.ndarray], np.ndarray]
     W: LowRankW | None = None
     info: dict = field(default_factory=dict)
 
-    def bottom(self, Y: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
-        return self.bottom_fn(Y, steps)
+    def bottom(
+        self, Y: np.ndarray, kind: Kind = "point", steps: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``P Y`` (m, k) of base point forecasts (``kind="point"``) or of sample paths."""
+        if kind not in ("point", "samples"):
+            raise ReconciliationError(f"unknown kind {kind!r}: use 'point' or 'samples'.")
+        if kind == "samples" and (steps is None or len(steps) != Y.shape[1]):
+            raise ReconciliationError("samples need steps: the horizon index of every column.")
+        return self.bottom_fn(Y, kind, steps)
 
     def variance(self, sigma2: np.ndarray) -> np.ndarray:
         """Reconciled variances (n, h) from base variances ``sigma2`` (n, h)."""
         return self.variance_fn(sigma2)
 
+    @classmethod
+    def from_projection(
+        cls,
+        P: sp.spmatrix | np.ndarray,
+        W: LowRankW | None = None,
+        *,
+        S: sp.spmatrix,
+        nonnegative: bool = False,
+        info: dict | None = None,
+    ) -> Fitted:
+        """A fitted linear method from its projection ``P`` (m x n), variances included.
 
-def _corr_scaled(W: LowRankW, sigma: np.ndarray) -> LowRankW:
-    """``W_h = D_σ R D_σ`` with ``R`` the correlation matrix of ``W`` (hierarchicalforecast's
-    'normality' convention): diagonal + low-rank again."""
-    dw = W.diag()
-    s = sigma / np.sqrt(dw)
-    U = None if W.U is None else s[:, None] * W.U
-    return LowRankW(s**2 * W.d, U)
+        Points and samples are ``P Y`` (clipped at 0 with ``nonnegative``; still coherent, as
+        the clipped bottoms are summed). Gaussian variances are ``diag(S P W_h P' S')`` with
+        ``W_h = D_σ R D_σ``, ``R`` the correlation of ``W`` (independent errors if ``W`` is
+        None): ``(SP ∘ SP) e_h`` plus the low-rank part, exact and linear in the non-zeros of
+        ``S P`` (a dense ``P`` costs O(n²); MinTrace has its own structured kernel).
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> S = sp.csr_matrix(np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]]))
+        >>> P = sp.csr_matrix(np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))  # bottom-up
+        >>> fit = Fitted.from_projection(P, S=S)
+        >>> fit.bottom(np.array([[5.0], [2.0], [-1.0]]))[:, 0].tolist()
+        [2.0, -1.0]
+        >>> fit.variance(np.ones((3, 1)))[:, 0].tolist()
+        [2.0, 1.0, 1.0]
+        """
+        SP = sp.csr_matrix(S @ P) if sp.issparse(P) else np.asarray(S @ P)
+        SP2 = SP.multiply(SP).tocsr() if sp.issparse(SP) else SP**2
+
+        def bottom(Y: np.ndarray, kind: Kind, steps: np.ndarray | None) -> np.ndarray:
+            b = np.asarray(P @ Y)
+            return np.maximum(b, 0.0) if nonnegative else b
+
+        def variance(sigma2: np.ndarray) -> np.ndarray:
+            if W is None:
+                return np.asarray(SP2 @ sigma2)
+            out = np.empty(sigma2.shape)
+            for col in range(sigma2.shape[1]):
+                Wh = corr_scaled(W, np.sqrt(sigma2[:, col]))
+                out[:, col] = np.asarray(SP2 @ Wh.d).ravel()
+                if Wh.U is not None:
+                    SPU = np.asarray(SP @ Wh.U)
+                    out[:, col] += np.einsum("ij,ij->i", SPU, SPU)
+            return out
+
+        return cls(bottom, variance, W=W, info=dict(info or {}))
 
 
 # ------------------------------------------------------------------------------- bottom-up
 @dataclass(frozen=True)
 class BottomUp:
-    """Bottom-up: the bottom-level base forecasts, summed up (``P = [0 | I]``)."""
+    """Bottom-up: the bottom-level base forecasts, summed up (``P = [0 | I]``).
+
+    Parameters
+    ----------
+    nonnegative : bool
+        Clip the bottom forecasts (and sample paths) at 0 before summing: every node is then
+        ≥ 0 and coherent. Interval bounds are clipped at 0.
+    """
+
+    nonnegative: bool = False
 
     def fit(self, problem: Problem, yhat: np.ndarray) -> Fitted:
-        rows = problem.bottom_rows()
-
-        def variance(sigma2: np.ndarray) -> np.ndarray:
-            S2 = problem.S.multiply(problem.S)
-            return np.asarray(S2 @ sigma2[rows])
-
-        return Fitted(lambda Y, steps: Y[rows], variance)
+        m, n = problem.m, problem.n
+        P = sp.csr_matrix((np.ones(m), (np.arange(m), problem.bottom_rows())), shape=(m, n))
+        return Fitted.from_projection(P, S=problem.S, nonnegative=self.nonnegative)
 
 
 # ------------------------------------------------------------------------------- top-down
@@ -170,14 +228,20 @@ class TopDown:
         forecasts sum to zero share equally.
     path : list of str, optional
         Level names from the total to the bottom, each nested in the previous.
+    nonnegative : bool
+        Top-down of a non-negative top: proportions are taken from the base forecasts clipped
+        at 0, and bottoms that would still be negative (a negative top forecast, or negative
+        historical shares) are set to 0; every node is then ≥ 0 and coherent. Sample paths are
+        clipped the same way, interval bounds at 0.
     """
 
     method: TopDownMethod = "forecast_proportions"
     path: list[str] | None = None
+    nonnegative: bool = False
 
     def fit(self, problem: Problem, yhat: np.ndarray) -> Fitted:
         top = list(problem.levels)[0]
-        return MiddleOut(top, self.method, self.path).fit(problem, yhat)
+        return MiddleOut(top, self.method, self.path, self.nonnegative).fit(problem, yhat)
 
 
 @dataclass(frozen=True)
@@ -191,11 +255,14 @@ class MiddleOut:
     top_down_method : {"average_proportions", "proportion_averages", "forecast_proportions"}
     path : list of str, optional
         Nesting path used by forecast proportions (see :class:`TopDown`).
+    nonnegative : bool
+        As in :class:`TopDown`, from a non-negative middle level (bottom-up above it).
     """
 
     level: str
     top_down_method: TopDownMethod = "forecast_proportions"
     path: list[str] | None = None
+    nonnegative: bool = False
 
     def fit(self, problem: Problem, yhat: np.ndarray) -> Fitted:
         if self.level not in problem.levels:
@@ -219,14 +286,16 @@ class MiddleOut:
         else:
             shares = _historical_shares(problem, anchor, self.top_down_method)
             shares_fn = lambda Y: np.broadcast_to(shares[:, None], (problem.m, Y.shape[1]))  # noqa: E731
-        point = shares_fn(yhat)  # (m, h): the shares of the point forecasts
+        clip = (lambda Y: np.maximum(Y, 0.0)) if self.nonnegative else (lambda Y: Y)  # noqa: E731
+        point = shares_fn(clip(yhat))  # (m, h): the shares of the point forecasts
 
-        def bottom(Y: np.ndarray, steps: np.ndarray | None) -> np.ndarray:
-            if steps is None:  # base values: proportions from these values
-                sh = point if Y is yhat else shares_fn(Y)
+        def bottom(Y: np.ndarray, kind: Kind, steps: np.ndarray | None) -> np.ndarray:
+            if kind == "point":  # base values: proportions from these values
+                sh = point if Y is yhat else shares_fn(clip(Y))
             else:  # samples: the point forecasts' proportions at each column's horizon
                 sh = point[:, steps]
-            return sh * Y[anchor]
+            b = sh * Y[anchor]
+            return np.maximum(b, 0.0) if self.nonnegative else b
 
         def variance(sigma2: np.ndarray) -> np.ndarray:
             sh = point
@@ -305,7 +374,10 @@ class MinTrace:
 
     Parameters
     ----------
-    method : {"ols", "wls_struct", "wls_var", "mint_cov", "mint_shrink"}
+    method : str
+        The covariance estimator, a name in the registry
+        :data:`~htsforecast.reconciliation._covariance.COVARIANCES`: ``"ols"``, ``"wls_struct"``,
+        ``"wls_var"``, ``"mint_cov"``, ``"mint_shrink"`` (and any registered later).
     nonnegative : bool
         If True, every reported number is ≥ 0 and coherent. Point forecasts: bottoms that come
         out negative are fixed at zero and the MinTrace projection is recomputed for the others,
@@ -321,58 +393,51 @@ class MinTrace:
     as aggregate nodes; when it is singular it falls back to ``mint_shrink`` with a warning.
     """
 
-    method: MinTraceMethod = "mint_shrink"
+    method: str = "mint_shrink"
     nonnegative: bool = False
     mint_shr_ridge: float = cov.RIDGE
 
     def weights(self, problem: Problem) -> tuple[LowRankW, dict]:
         """The covariance ``W`` of this method for ``problem`` (and extra info)."""
-        method = self.method
-        if method == "ols":
-            return cov.w_ols(problem.n), {}
-        if method == "wls_struct":
-            return cov.w_struct(problem.S), {}
-        if method not in ("wls_var", "mint_cov", "mint_shrink"):
+        est = cov.COVARIANCES.get(self.method)
+        if est is None:
             raise ReconciliationError(
-                f"unknown MinTrace method {method!r}: use ols, wls_struct, wls_var, mint_cov "
-                "or mint_shrink."
+                f"unknown MinTrace method {self.method!r}: use {', '.join(cov.COVARIANCES)}."
             )
-        if problem.residuals is None:
+        if est.needs_residuals and problem.residuals is None:
             raise ReconciliationError(
-                f"MinTrace('{method}') needs in-sample residuals (fitted values) of every node."
+                f"MinTrace('{self.method}') needs in-sample residuals (fitted values) of every "
+                "node."
             )
-        if method == "wls_var":
-            return cov.w_var(problem.residuals), {}
-        if method == "mint_cov":
-            return cov.w_cov(problem.residuals), {}
-        W, lam = cov.w_shrink(problem.residuals, self.mint_shr_ridge)
-        return W, {"shrinkage_lambda": lam}
+        return est.fn(problem, self)
 
-    def fit(self, problem: Problem, yhat: np.ndarray) -> Fitted:
+    def _solver(self, problem: Problem) -> tuple[LowRankW, dict, ConstraintSolver]:
         W, info = self.weights(problem)
         try:
-            solver = ConstraintSolver(problem.S, W)
+            return W, info, ConstraintSolver(problem.S, W)
         except ReconciliationError as exc:
-            if self.method != "mint_cov":
+            fallback = cov.COVARIANCES[self.method].fallback
+            if fallback is None:
                 raise
-            warnings.warn(f"MinTrace('mint_cov'): {exc} Falling back to mint_shrink.", stacklevel=2)
-            W, info = MinTrace("mint_shrink", self.nonnegative, self.mint_shr_ridge).weights(
-                problem
+            warnings.warn(
+                f"MinTrace('{self.method}'): {exc} Falling back to {fallback}.", stacklevel=3
             )
-            info["fallback"] = "mint_shrink"
-            solver = ConstraintSolver(problem.S, W)
+            W, info = replace(self, method=fallback).weights(problem)
+            info["fallback"] = fallback
+            return W, info, ConstraintSolver(problem.S, W)
 
-        def bottom(Y: np.ndarray, steps: np.ndarray | None) -> np.ndarray:
+    def fit(self, problem: Problem, yhat: np.ndarray) -> Fitted:
+        W, info, solver = self._solver(problem)
+
+        def bottom(Y: np.ndarray, kind: Kind, steps: np.ndarray | None) -> np.ndarray:
             b = mint_bottom(solver, Y)
             if not self.nonnegative:
                 return b
-            if steps is None:  # point forecasts: re-project with negative bottoms fixed at 0
+            if kind == "point":  # point forecasts: re-project with negative bottoms fixed at 0
                 return mint_bottom_nonnegative(problem.S, W, Y, b)
             return np.maximum(b, 0.0)  # sample paths: clip (documented)
 
         def variance(sigma2: np.ndarray) -> np.ndarray:
-            Whs = [_corr_scaled(W, np.sqrt(sigma2[:, c])) for c in range(sigma2.shape[1])]
-            E = np.stack([w.d for w in Whs], axis=1)
-            return mint_variance_diag(solver, E, [w.U for w in Whs])
+            return mint_variance(problem.S, W, sigma2)
 
         return Fitted(bottom, variance, W=W, info=info)
