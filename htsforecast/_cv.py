@@ -178,13 +178,16 @@ def _by_level(per_node: pd.DataFrame, level_of: Mapping[str, str], extra: Sequen
 
 
 def _run_window(
-    Y, hier, models, methods, h, freq, level, cutoff, forecast_kwargs, reconcile_kwargs
+    Y, hier, models, methods, h, freq, level, cutoff, forecast_kwargs, reconcile_kwargs, exog=()
 ) -> pd.DataFrame:
     """Fit on ``Y`` strictly up to ``cutoff``; return tidy reconciled forecasts."""
     from htsforecast._forecast import forecast
     from htsforecast.reconciliation import reconcile
 
     train = Y[Y["ds"] <= cutoff]
+    if exog:  # known-future assumption: the window's actual regressor values
+        forecast_kwargs = {**forecast_kwargs,
+                           "X_future": Y[Y["ds"] > cutoff].reindex(columns=["unique_id", "ds", *exog])}  # fmt: skip
     base = forecast(
         train, models=models, h=h, freq=freq, level=list(level) or None, **forecast_kwargs
     )
@@ -213,6 +216,7 @@ def cross_validate(
     progress: bool | None = None,
     forecast_kwargs: Mapping[str, Any] | None = None,
     reconcile_kwargs: Mapping[str, Any] | None = None,
+    exog: Sequence[str] | None = None,
 ) -> CVResult:
     """Rolling-origin (expanding window) evaluation of every model x reconciliation method.
 
@@ -248,6 +252,11 @@ def cross_validate(
     n_jobs, progress, forecast_kwargs, reconcile_kwargs
         Passed on to ``forecast`` (``n_jobs`` and ``forecast_kwargs``) and ``reconcile``;
         ``progress`` shows a bar over windows.
+    exog : list of str, optional
+        Regressor columns of ``Y`` (from ``hier.aggregate(df, exog=...)``). Each window
+        forecasts with the *actual* regressor values of its test dates as ``X_future``: the
+        standard "known future" assumption (exact for calendars and planned promotions; for
+        forecast covariates such as weather, scores are optimistic).
 
     Returns
     -------
@@ -275,8 +284,9 @@ def cross_validate(
     bar = progress_bar(len(windows), "cross-validation windows", progress_enabled(progress))
     for cutoff, test_dates in windows:
         fc = _run_window(
-            Y, hier, models, methods, h, freq, level, cutoff, fkw, reconcile_kwargs or {}
-        )
+            Y, hier, models, methods, h, freq, level, cutoff, fkw, reconcile_kwargs or {},
+            list(exog or []),
+        )  # fmt: skip
         actual = Y[Y["ds"].isin(test_dates)]
         train = Y[Y["ds"] <= cutoff]
         scores = _score_window(fc, actual, train, ids, names, season_length, level)

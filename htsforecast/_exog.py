@@ -28,9 +28,10 @@ unit). Missing rules, unknown rules, non-numeric or non-finite regressors and mi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,22 @@ import scipy.sparse as sp
 from htsforecast import validation as v
 from htsforecast.errors import DataError
 
-__all__ = ["RULES", "LevelCovariate", "ExogGrid", "aggregate_exog"]
+if TYPE_CHECKING:
+    from htsforecast.models._protocol import Panel
+
+__all__ = [
+    "RULES",
+    "ExogGrid",
+    "ExogIgnoredWarning",
+    "LevelCovariate",
+    "aggregate_exog",
+    "exog_frames",
+    "exog_groups",
+    "panel_with_exog",
+    "series_exog",
+    "uses_exog",
+    "warn_ignored",
+]
 
 RULES = ("sum", "mean", "min", "max", "first", "wmean")
 _RESERVED = ("unique_id", "ds", "y")
@@ -62,8 +78,10 @@ class LevelCovariate:
         Columns ``on``, the time column and the covariate (named like the ``exog`` key).
     on : str or sequence of str
         Key columns of the hierarchy the covariate is given for.
-    rule : {"mean", "sum", "min", "max", "first", "wmean"} or None
-        Aggregate for the nodes above ``on``; ``None``: no value there.
+    rule : {"mean", "sum", "min", "max", "first", "wmean", "share"} or None
+        Aggregate for the nodes above ``on``; ``None``: no value there. ``"share"`` is the
+        mean over the node's bottom series rather than over the ``on`` values (for a 0/1
+        indicator: the share of series where it is on).
 
     Examples
     --------
@@ -175,9 +193,11 @@ def _check_specs(exog: Any, df: pd.DataFrame, g: ExogGrid) -> dict[str, Any]:
                 f"exog column {name!r} clashes with a key, time or output column "
                 f"({format_list(sorted(taken))}); rename it."
             )
+        if hasattr(spec, "to_covariate"):  # e.g. calendar.CountryHolidays
+            spec = spec.to_covariate(name, g)
         if isinstance(spec, LevelCovariate):
             _check_covariate(name, spec, g)
-            if spec.rule is not None:
+            if spec.rule not in (None, "share"):
                 _check_rule(name, spec.rule)
         else:
             _check_rule(name, spec)
@@ -353,8 +373,8 @@ def _covariate(name: str, cov: LevelCovariate, g: ExogGrid, W: np.ndarray | None
         out = np.full((g.S.shape[0], len(g.grid)), np.nan)
         out[single] = Xc[Q.indices[Q.indptr[:-1][single]]]
         return out
-    if cov.rule == "wmean":
-        return _reduce(name, g.S, Xc[cell_of], "wmean", g, W)
+    if cov.rule in ("wmean", "share"):  # over the bottom series, not the cells
+        return _reduce(name, g.S, Xc[cell_of], "mean" if cov.rule == "share" else "wmean", g, W)
     return _reduce(name, Q, Xc, cov.rule, g, W)
 
 
@@ -387,3 +407,160 @@ def _cell_values(name: str, cov: LevelCovariate, cells: pd.MultiIndex, g: ExogGr
             f"needs, e.g. {v.format_examples(shown)}. Add those rows."
         )
     return X
+
+
+# ----------------------------------------------------------------------------- forecast time
+
+
+class ExogIgnoredWarning(UserWarning):
+    """Some models cannot use exogenous regressors and forecast without them."""
+
+
+def uses_exog(model: Any) -> bool:
+    """Whether a forecaster uses the panel's regressors (its ``uses_exog`` attribute)."""
+    return bool(getattr(model, "uses_exog", False))
+
+
+def panel_with_exog(panel: Panel, Y: pd.DataFrame, X_future: pd.DataFrame, h: int) -> Panel:
+    """``panel`` carrying the regressors of ``Y`` (history) and ``X_future`` (the h steps).
+
+    The regressors are the columns of ``X_future`` besides ``unique_id`` and ``ds``. A column
+    that is NaN over a node's whole history (``LevelCovariate(rule=None)`` above its level) is
+    not used at that node; any other NaN, a missing future row or a NaN future value is a
+    :class:`DataError` naming the column, nodes and dates (never forward-filled).
+    """
+    v.require_columns(X_future, ["unique_id", "ds"], what="X_future")
+    names = tuple(c for c in X_future.columns if c not in ("unique_id", "ds"))
+    if not names:
+        raise DataError("X_future has no regressor columns besides unique_id and ds.")
+    v.require_columns(Y, list(names), what="Y (the regressors named in X_future)")
+    uid = np.repeat(panel.ids, panel.lengths)
+    rows = _row_index(Y, "Y").get_indexer(pd.MultiIndex.from_arrays([uid, panel.ds]))
+    X = np.column_stack([_history_column(c, Y[c], rows) for c in names])
+    _check_partial_history(panel, X, names)
+    fds = panel.future_ds(h)
+    key = pd.MultiIndex.from_arrays([np.repeat(panel.ids, h), fds.ravel()])
+    pos = _row_index(X_future, "X_future").get_indexer(key)
+    missing = pos < 0
+    if missing.any():
+        raise DataError(
+            f"X_future has no row for {int(missing.sum())} (node, date) pair(s) of the "
+            f"forecast horizon, e.g. {_cells(key, missing)}. Give every node a row for each of "
+            f"the h={h} dates after its last observation."
+        )
+    Xf = np.column_stack([_future_column(c, X_future[c]) for c in names])[pos]
+    Xf = Xf.reshape(panel.n_series, h, len(names))
+    available = ~np.isnan(X[panel.indptr[:-1]]) if len(X) else np.ones((0, len(names)), bool)
+    for k, name in enumerate(names):
+        bad = np.isnan(Xf[:, :, k]) & available[:, [k]]
+        if bad.any():
+            raise DataError(
+                f"X_future column '{name}' is NaN at {int(bad.sum())} (node, date) pair(s) of the "
+                f"horizon, e.g. {_cells(key, bad.ravel())}. Future regressor values must be "
+                "given; htsforecast never forward-fills them."
+            )
+        Xf[:, :, k] = np.where(available[:, [k]], Xf[:, :, k], np.nan)
+    return replace(panel, X=X, X_future=Xf, exog=names)
+
+
+def _row_index(frame: pd.DataFrame, what: str) -> pd.MultiIndex:
+    ids = frame["unique_id"].astype(str).to_numpy(dtype=object)
+    ds = v.to_datetime(frame, "ds").to_numpy(dtype="datetime64[ns]")
+    index = pd.MultiIndex.from_arrays([ids, ds])
+    if what == "X_future" and index.has_duplicates:
+        dup = index.duplicated(keep="first")
+        raise DataError(
+            f"X_future has {int(dup.sum())} duplicated (unique_id, ds) row(s), e.g. "
+            f"{_cells(index, dup)}; give one row per node and date."
+        )
+    return index
+
+
+def _cells(index: pd.MultiIndex, mask: np.ndarray) -> str:
+    shown = [f"{u} @ {pd.Timestamp(d).date()}" for u, d in index[np.flatnonzero(mask)[:5]]]
+    return v.format_examples(shown) + (f" ({int(mask.sum())} in all)" if mask.sum() > 5 else "")
+
+
+def _history_column(name: str, col: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """A regressor of ``Y`` as float64 in panel order (NaN allowed here, checked per node)."""
+    if pd.api.types.is_bool_dtype(col):
+        col = col.astype(float)
+    if not pd.api.types.is_numeric_dtype(col):
+        raise DataError(f"regressor column '{name}' of Y must be numeric, got dtype {col.dtype}.")
+    values = col.to_numpy(dtype=float)[rows]
+    if np.isinf(values).any():
+        raise DataError(f"regressor column '{name}' of Y has inf values.")
+    return values
+
+
+def _future_column(name: str, col: pd.Series) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(col):
+        col = col.astype(float)
+    if not pd.api.types.is_numeric_dtype(col):
+        raise DataError(f"X_future column '{name}' must be numeric, got dtype {col.dtype}.")
+    return col.to_numpy(dtype=float)
+
+
+def _check_partial_history(panel: Panel, X: np.ndarray, names: tuple[str, ...]) -> None:
+    """A regressor is NaN over a node's whole history (not used there) or nowhere in it."""
+    series = np.repeat(np.arange(panel.n_series), panel.lengths)
+    for k, name in enumerate(names):
+        nan = np.isnan(X[:, k])
+        count = np.bincount(series, weights=nan, minlength=panel.n_series)
+        partial = (count > 0) & (count < panel.lengths)
+        if partial.any():
+            bad = nan & partial[series]
+            key = pd.MultiIndex.from_arrays([np.repeat(panel.ids, panel.lengths), panel.ds])
+            raise DataError(
+                f"regressor column '{name}' of Y is NaN at {int(bad.sum())} (node, date) "
+                f"pair(s), e.g. {_cells(key, bad)}, in node(s) "
+                f"{v.format_examples(panel.ids[partial])}. Give every date a value (a node "
+                "may lack a regressor only over its whole history)."
+            )
+
+
+def exog_groups(panel: Panel) -> list[tuple[np.ndarray, list[int]]]:
+    """Series positions grouped by the regressors available to them: ``[(idx, columns)]``."""
+    if panel.X is None or panel.n_series == 0:
+        return [(np.arange(panel.n_series), [])]
+    available = ~np.isnan(panel.X[panel.indptr[:-1]])
+    patterns, inverse = np.unique(available, axis=0, return_inverse=True)
+    return [
+        (np.flatnonzero(inverse.ravel() == j), list(np.flatnonzero(p)))
+        for j, p in enumerate(patterns)
+    ]
+
+
+def series_exog(panel: Panel, i: int, h: int) -> dict[str, pd.DataFrame]:
+    """``{"X": history, "X_future": h steps}`` of series ``i``: the regressors available there."""
+    assert panel.X is not None and panel.X_future is not None
+    rows = slice(panel.indptr[i], panel.indptr[i + 1])
+    cols = [k for k in range(len(panel.exog)) if not np.isnan(panel.X[panel.indptr[i], k])]
+    names = [panel.exog[k] for k in cols]
+    return {
+        "X": pd.DataFrame(panel.X[rows][:, cols], columns=names),
+        "X_future": pd.DataFrame(panel.X_future[i][:, cols], columns=names),
+    }
+
+
+def exog_frames(panel: Panel, columns: list[int], h: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """statsforecast's ``df`` (``unique_id, ds, y`` + regressors) and ``X_df`` (h steps)."""
+    assert panel.X is not None and panel.X_future is not None
+    df = panel.to_frame()
+    X_df = pd.DataFrame({"unique_id": np.repeat(panel.ids, h), "ds": panel.future_ds(h).ravel()})
+    for k in columns:
+        df[panel.exog[k]] = panel.X[:, k]
+        X_df[panel.exog[k]] = panel.X_future[:, :, k].ravel()
+    return df, X_df
+
+
+def warn_ignored(models: Mapping[str, Any], exog: tuple[str, ...]) -> None:
+    """One notice naming the models that forecast without the regressors."""
+    ignored = [f"'{name}' ({model!r})" for name, model in models.items() if not uses_exog(model)]
+    if ignored:
+        warnings.warn(
+            f"model(s) {', '.join(ignored)} cannot use exogenous regressors and ignore "
+            f"{format_list(exog)}.",
+            ExogIgnoredWarning,
+            stacklevel=3,
+        )

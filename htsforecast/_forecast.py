@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from htsforecast._exog import panel_with_exog, warn_ignored
 from htsforecast._progress import progress_enabled
 from htsforecast.errors import DataError
 from htsforecast.models._baseline import Naive, SeasonalNaive, season_length_for
@@ -106,6 +107,7 @@ def forecast(
     fallback: Forecaster | Sequence[Forecaster] | str | None = "auto",
     progress: bool | None = None,
     engine: Any = None,
+    X_future: pd.DataFrame | None = None,
 ) -> BaseForecasts:
     """Fit every model at every node of ``Y`` and forecast ``h`` steps.
 
@@ -137,6 +139,12 @@ def forecast(
         Otherwise on that cluster (``n_jobs`` is then ignored): statsforecast models chunk-wise
         through fugue, Prophet chunks of nodes as Dask tasks / Spark ``applyInPandas`` groups;
         same numbers as the local run (see :mod:`htsforecast.engines`).
+    X_future : DataFrame, optional
+        Regressor values over the horizon: ``unique_id, ds`` and one column per regressor (e.g.
+        ``hier.aggregate(future_df, exog=..., target_col=None)``); ``Y`` must hold the same
+        columns over the history. Models that accept regressors (``uses_exog``: statsforecast's
+        AutoARIMA, ARIMA, MSTL with an ARIMA trend ..., ``ProphetModel``) use them; the others
+        ignore them, with one :class:`~htsforecast._exog.ExogIgnoredWarning`.
 
     Returns
     -------
@@ -167,6 +175,9 @@ def forecast(
     models = _check_models(models)
     chain = _fallback_chain(fallback, freq)
     panel = Panel.from_long(validate_long_frame(Y, freq), freq)
+    if X_future is not None:
+        panel = panel_with_exog(panel, Y, X_future, h)
+        warn_ignored(models, panel.exog)
     executor = make_executor(n_jobs, progress, engine)
     fits = {
         name: fit_chain(panel, [(name, model), *chain], h, levels, executor)

@@ -171,3 +171,291 @@ def test_missing_regressor_cells_and_future_rows():
         hier.aggregate(gap.drop(columns="y"), target_col=None, exog={"price": "mean"})
     with pytest.raises(DataError, match=r"target_col=None aggregates regressors only"):
         hier.aggregate(small(), target_col=None)
+
+
+# ----------------------------------------------------------------------------- forecasting
+H = 13
+FAST_ARIMA = dict(season_length=1, max_p=1, max_q=1, max_d=1)
+
+
+@pytest.fixture(scope="module")
+def promo_setup():
+    """Tiny simulated panel (2 states x 2 stores, 104 + 13 weeks): promotions and holidays."""
+    from htsforecast.calendar import CountryHolidays
+    from htsforecast.datasets import simulate_promotions
+
+    sim = simulate_promotions(n_states=2, stores_per_state=2, n_weeks=104 + H, seed=0)
+    cut = np.sort(sim.data["ds"].unique())[-H]
+    hist, fut = sim.data[sim.data["ds"] < cut], sim.data[sim.data["ds"] >= cut]
+    exog = {"promo": "sum", "holiday": CountryHolidays("US", subdivision_col="state",
+                                                       rule="share")}  # fmt: skip
+    hier = Hierarchy.from_formula(sim.formula)
+    Y = hier.aggregate(hist, freq=sim.freq, exog=exog)
+    X = hier.aggregate(fut.drop(columns="y"), freq=sim.freq, exog=exog, target_col=None)
+    actual = hier.aggregate(fut, freq=sim.freq)
+    return hier, Y, X, actual, sim
+
+
+def _rmse(fc: pd.DataFrame, actual: pd.DataFrame) -> tuple[float, float]:
+    """Mean RMSE over the bottom nodes, RMSE at the total."""
+    m = fc.merge(actual, on=["unique_id", "ds"])
+    r = np.sqrt(((m["yhat"] - m["y"]) ** 2).groupby(m["unique_id"]).mean())
+    return float(r[r.index.str.contains("store=")].mean()), float(r["total"])
+
+
+def test_autoarima_with_exog_equals_statsforecast_and_recovers_effects(promo_setup):
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoARIMA
+
+    from htsforecast import forecast
+    from htsforecast.models import StatsForecastModel
+
+    hier, Y, X, actual, sim = promo_setup
+    model = StatsForecastModel(AutoARIMA(**FAST_ARIMA))
+    ours = forecast(Y, {"arima": model}, h=H, freq=sim.freq, level=[80], X_future=X).forecasts
+    ref = StatsForecast(models=[AutoARIMA(**FAST_ARIMA)], freq=sim.freq).forecast(
+        df=Y, h=H, X_df=X, level=[80]
+    )
+    m = ours.merge(ref, on=["unique_id", "ds"])
+    for node in ["total", "state=CA/store=CA-1"]:
+        part = m[m["unique_id"] == node]
+        assert len(part) == H
+        np.testing.assert_allclose(part["yhat"], part["AutoARIMA"], rtol=1e-8, atol=1e-8)
+        np.testing.assert_allclose(part["yhat_lo_80"], part["AutoARIMA-lo-80"], rtol=1e-8)
+    without = forecast(Y[["unique_id", "ds", "y"]], {"arima": model}, h=H, freq=sim.freq)
+    with_b, with_t = _rmse(ours, actual)
+    wo_b, wo_t = _rmse(without.forecasts, actual)
+    assert with_b <= 0.7 * wo_b and with_t <= 0.7 * wo_t, (with_b, wo_b, with_t, wo_t)
+
+
+def test_prophet_with_regressors_recovers_effects(promo_setup):
+    from htsforecast import forecast
+    from htsforecast.models import ProphetModel
+
+    hier, Y, X, actual, sim = promo_setup
+    model = ProphetModel(weekly_seasonality=False, daily_seasonality=False, yearly_seasonality=4)
+    with_x = forecast(Y, {"p": model}, h=H, freq=sim.freq, X_future=X).forecasts
+    without = forecast(Y[["unique_id", "ds", "y"]], {"p": model}, h=H, freq=sim.freq).forecasts
+    with_b, with_t = _rmse(with_x, actual)
+    wo_b, wo_t = _rmse(without, actual)
+    assert with_b <= 0.7 * wo_b and with_t <= 0.7 * wo_t, (with_b, wo_b, with_t, wo_t)
+
+
+def _monthly():
+    """state / store monthly, 24 + 3 months, promotions and a state temperature."""
+    rng = np.random.default_rng(3)
+    ds = pd.date_range("2020-01-01", periods=27, freq="MS")
+    rows = []
+    for store in ["A/a1", "A/a2", "B/b1"]:
+        state, name = store.split("/")
+        promo = (rng.random(27) < 0.3).astype(float)
+        rows.append(pd.DataFrame({"state": state, "store": name, "ds": ds, "promo": promo,
+                                  "y": 20 + 10 * promo + rng.normal(0, 1, 27)}))  # fmt: skip
+    df = pd.concat(rows, ignore_index=True)
+    temp = pd.DataFrame({"state": np.repeat(["A", "B"], 27), "ds": np.tile(ds, 2),
+                         "temp": rng.normal(10, 3, 54)})  # fmt: skip
+    hier = Hierarchy.from_formula("state / store")
+    exog = {"promo": "sum", "temp": LevelCovariate(temp, on="state", rule=None)}
+    past = df["ds"] < ds[24]
+    Y = hier.aggregate(df[past], exog=exog)
+    X = hier.aggregate(df[~past].drop(columns="y"), exog=exog, target_col=None)
+    return hier, Y, X
+
+
+def test_notice_names_models_that_ignore_regressors():
+    from htsforecast import forecast
+    from htsforecast._exog import ExogIgnoredWarning
+    from htsforecast.models import Naive, SeasonalNaive
+
+    _, Y, X = _monthly()
+    with pytest.warns(ExogIgnoredWarning) as rec:
+        base = forecast(Y, {"naive": Naive(), "snaive": SeasonalNaive(12)}, h=3, freq="MS",
+                        X_future=X)  # fmt: skip
+    assert len(rec) == 1
+    msg = str(rec[0].message)
+    assert "'naive'" in msg and "'snaive'" in msg and "'promo', 'temp'" in msg
+    plain = forecast(Y[["unique_id", "ds", "y"]], {"naive": Naive()}, h=3, freq="MS")
+    np.testing.assert_array_equal(
+        base.forecasts.query("model == 'naive'")["yhat"], plain.forecasts["yhat"]
+    )
+
+
+def test_nodes_without_a_level_covariate_fit_without_it():
+    """temp has rule=None: total uses promo only, the states and stores promo and temp."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import ARIMA
+
+    from htsforecast import forecast
+    from htsforecast.models import StatsForecastModel
+
+    _, Y, X = _monthly()
+    assert Y.loc[Y["unique_id"] == "total", "temp"].isna().all()
+    arima = ARIMA(order=(1, 0, 0))
+    ours = forecast(Y, {"a": StatsForecastModel(arima)}, h=3, freq="MS", X_future=X).forecasts
+    for node, cols in [("total", ["promo"]), ("state=A/store=a2", ["promo", "temp"])]:
+        df = Y.loc[Y["unique_id"] == node, ["unique_id", "ds", "y", *cols]]
+        xf = X.loc[X["unique_id"] == node, ["unique_id", "ds", *cols]]
+        ref = StatsForecast(models=[ARIMA(order=(1, 0, 0))], freq="MS").forecast(
+            df=df, h=3, X_df=xf
+        )
+        got = ours.loc[ours["unique_id"] == node, "yhat"].to_numpy()
+        np.testing.assert_allclose(got, ref["ARIMA"].to_numpy(), rtol=1e-10)
+
+
+def test_future_regressor_errors_name_nodes_and_dates():
+    from htsforecast import forecast
+    from htsforecast.models import Naive
+
+    _, Y, X = _monthly()
+    fc = {"naive": Naive()}
+
+    def run(Yx=Y, Xf=X):
+        return forecast(Yx, fc, h=3, freq="MS", X_future=Xf)
+
+    drop = X.index[(X["unique_id"] == "state=B") & (X["ds"] == "2022-02-01")]
+    with pytest.raises(DataError, match=r"X_future has no row for 1 .*state=B @ 2022-02-01"):
+        run(Xf=X.drop(index=drop))
+    nan = X.assign(promo=np.where(X["unique_id"] == "total", np.nan, X["promo"]))
+    with pytest.raises(
+        DataError, match=r"X_future column 'promo' is NaN at 3 .*total @ 2022-01-01"
+    ):
+        run(Xf=nan)
+    with pytest.raises(DataError, match=r"X_future has 1 duplicated .*total @ 2022-01-01"):
+        run(Xf=pd.concat([X, X.iloc[:1]]))
+    with pytest.raises(DataError, match=r"Y \(the regressors named in X_future\) is missing "
+                                        r"column\(s\) price"):  # fmt: skip
+        run(Xf=X.assign(price=1.0))
+    with pytest.raises(DataError, match=r"X_future column 'promo' must be numeric"):
+        run(Xf=X.assign(promo="yes"))
+    hole = Y.copy()
+    hole.loc[(hole["unique_id"] == "state=A") & (hole["ds"] == "2020-05-01"), "promo"] = np.nan
+    with pytest.raises(DataError, match=r"'promo' of Y is NaN at 1 .*state=A @ 2020-05-01"):
+        run(Yx=hole)
+    with pytest.raises(DataError, match=r"X_future has no regressor columns"):
+        run(Xf=X[["unique_id", "ds"]])
+
+
+def test_cross_validation_uses_each_windows_actual_regressors():
+    from statsforecast.models import ARIMA
+
+    from htsforecast import cross_validate
+    from htsforecast.models import StatsForecastModel
+
+    _, Y, _ = _monthly()
+    Y = Y.drop(columns="temp")
+    model = {"a": StatsForecastModel(ARIMA(order=(0, 0, 0), include_mean=True))}
+    cv = cross_validate(Y, _monthly()[0], model, None, h=3, n_windows=2, freq="MS",
+                        exog=["promo"])  # fmt: skip
+    fc = cv.forecasts
+    # ARIMA(0,0,0) with a regressor: yhat = mean + beta * promo; with promo of the test window
+    for cutoff, part in fc[fc["unique_id"] == "state=A/store=a1"].groupby("cutoff"):
+        promo = (
+            Y.set_index(["unique_id", "ds"])
+            .loc[[("state=A/store=a1", d) for d in part["ds"]], "promo"]
+            .to_numpy()
+        )
+        yhat = part["yhat"].to_numpy()
+        if promo.min() != promo.max():
+            hi, lo = yhat[promo == 1].mean(), yhat[promo == 0].mean()
+            assert hi - lo == pytest.approx(10, abs=2.5)
+    no_x = cross_validate(Y, _monthly()[0], model, None, h=3, n_windows=2, freq="MS")
+    rmse = cv.table.query("metric == 'rmse' and level == 'all'")["value"].iloc[0]
+    rmse_no = no_x.table.query("metric == 'rmse' and level == 'all'")["value"].iloc[0]
+    assert rmse < 0.7 * rmse_no
+
+
+# ----------------------------------------------------------------------------- holidays
+def _stores_daily():
+    ds = pd.date_range("2020-02-10", "2020-04-05", freq="D")
+    stores = [("CA", "CA1"), ("CA", "CA2"), ("TX", "TX1")]
+    return pd.concat(
+        [pd.DataFrame({"state": s, "store": k, "ds": ds, "y": 1.0}) for s, k in stores]
+    )
+
+
+def test_country_holidays_by_subdivision_weekly():
+    from htsforecast.calendar import CountryHolidays
+
+    df = _stores_daily().assign(ds=lambda d: d["ds"] + pd.offsets.Week(weekday=6))
+    df = df.drop_duplicates(["store", "ds"])
+    hier = Hierarchy.from_formula("state / store")
+    exog = {"hol": CountryHolidays("US", subdivision_col="state"),
+            "share": CountryHolidays("US", subdivision_col="state", rule="share")}  # fmt: skip
+    Y = hier.aggregate(df, freq="W-SUN", exog=exog)
+    tx_day, ca_day = pd.Timestamp("2020-03-08"), pd.Timestamp("2020-02-16")
+    # Texas Independence Day (Mon 2 March 2020) is in the week ending Sunday 8 March;
+    # Susan B. Anthony Day (Sat 15 February, California) in the week ending 16 February.
+    assert at(Y, "state=TX/store=TX1", tx_day, "hol") == 1.0
+    assert at(Y, "state=CA/store=CA1", tx_day, "hol") == 0.0
+    assert at(Y, "state=CA", ca_day, "hol") == 1.0 and at(Y, "state=TX", ca_day, "hol") == 0.0
+    assert at(Y, "total", tx_day, "hol") == 1.0  # max: a holiday somewhere below
+    assert at(Y, "total", tx_day, "share") == pytest.approx(1 / 3)  # 1 of 3 stores
+    assert at(Y, "total", ca_day, "share") == pytest.approx(2 / 3)
+    assert Y.loc[Y["ds"] == pd.Timestamp("2020-03-22"), "hol"].eq(0).all()
+
+
+def test_country_holidays_daily_counts_and_prophet_holidays():
+    from htsforecast.calendar import CountryHolidays
+
+    cal = CountryHolidays("US", count=True)
+    month = pd.date_range("2020-11-01", periods=2, freq="MS")
+    np.testing.assert_array_equal(cal.indicator(month), [2.0, 1.0])  # Veterans + Thanksgiving
+    only = CountryHolidays("US", names=["Thanksgiving"])
+    np.testing.assert_array_equal(only.indicator(month), [1.0, 0.0])
+    days = pd.date_range("2020-03-30", periods=3, freq="D")
+    np.testing.assert_array_equal(CountryHolidays("US").indicator(days, "CA"), [0, 1, 0])
+    hier = Hierarchy.from_formula("state / store")
+    hier.aggregate(_stores_daily())
+    per_node = CountryHolidays("US", subdivision_col="state").prophet_per_node(hier, [2020])
+    ca = per_node["state=CA/store=CA2"]["holidays"]
+    assert "Cesar Chavez Day" in set(ca["holiday"])
+    assert "Cesar Chavez Day" not in set(per_node["total"]["holidays"]["holiday"])
+    assert list(ca.columns) == ["ds", "holiday"]
+
+
+def test_country_holidays_errors():
+    from htsforecast.calendar import CountryHolidays
+
+    hier = Hierarchy.from_formula("state / store")
+    df = _stores_daily()
+    with pytest.raises(DataError, match=r"CountryHolidays: .*ZZ"):
+        hier.aggregate(df, freq="D", exog={"h": CountryHolidays("ZZ")})
+    bad = df.assign(state=df["state"].replace({"TX": "Tex"}))
+    with pytest.raises(DataError, match=r"does not have subdivision Tex.*key column 'state'"):
+        Hierarchy.from_formula("state / store").aggregate(
+            bad, freq="D", exog={"h": CountryHolidays("US", subdivision_col="state")}
+        )
+    with pytest.raises(DataError, match=r"subdivision_col 'region' is not a key column"):
+        hier.aggregate(df, freq="D", exog={"h": CountryHolidays("US", subdivision_col="region")})
+    with pytest.raises(DataError, match=r"CountryHolidays rule must be one of"):
+        CountryHolidays("US", rule="sum")
+    irregular = df[df["ds"].isin(pd.to_datetime(["2020-03-01", "2020-03-05"]))]
+    with pytest.raises(DataError, match=r"'h' needs the time grid's frequency"):
+        Hierarchy.from_formula("state / store").aggregate(
+            irregular, exog={"h": CountryHolidays("US")}
+        )
+
+
+def test_prophet_regressor_prior_scale_and_per_node_override():
+    from htsforecast import forecast
+    from htsforecast.models import ProphetModel
+
+    _, Y, X = _monthly()
+    Y, X = Y.drop(columns="temp"), X.drop(columns="temp")
+    node = "state=A/store=a1"
+    kw = dict(weekly_seasonality=False, daily_seasonality=False, yearly_seasonality=False)
+
+    X = X.assign(promo=np.tile([0.0, 1.0, 0.0], len(X) // 3))  # a promotion in month 2
+
+    def promo_effect(model):
+        fc = forecast(Y, {"p": model}, h=3, freq="MS", X_future=X).forecasts
+        f = fc.set_index("unique_id")["yhat"]
+        return {uid: f[uid].iloc[1] - (f[uid].iloc[0] + f[uid].iloc[2]) / 2
+                for uid in ["total", node]}  # fmt: skip
+
+    free = promo_effect(ProphetModel(**kw))
+    tight = promo_effect(ProphetModel(regressor_prior_scale=1e-4, **kw))
+    mixed = promo_effect(ProphetModel(per_node={node: {"regressor_prior_scale": 1e-4}}, **kw))
+    assert free[node] == pytest.approx(10, abs=3)  # the simulated effect
+    assert abs(tight[node]) < 1 and abs(mixed[node]) < 1
+    assert mixed["total"] == pytest.approx(free["total"], rel=1e-6)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from htsforecast.datasets._base import AGGREGATED, Dataset
+from htsforecast.datasets._promo import SimulatedPromotions, simulate_promotions
 from htsforecast.datasets._radon import load_radon_panel, load_radon_survey
 from htsforecast.datasets._tables import load_labour, load_prison, load_tourism, load_tourism_large
 from htsforecast.errors import DataError
@@ -34,6 +35,8 @@ __all__ = [
     "load_radon_survey",
     "load_tourism",
     "load_tourism_large",
+    "SimulatedPromotions",
+    "simulate_promotions",
 ]
 
 #: Registry of the time-series data sets: name -> loader. ``radon_panel`` is the default.

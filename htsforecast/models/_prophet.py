@@ -27,6 +27,7 @@ _QUIET = {
     "prophet.plot": logging.CRITICAL + 1,
 }
 _DATA_KEYS = ("cap", "floor")
+_OWN_KEYS = (*_DATA_KEYS, "regressor_prior_scale")  # per-node keys that are not Prophet(...) args
 
 
 @contextmanager
@@ -74,6 +75,12 @@ class ProphetModel(SeriesForecaster):
     configure : callable (Prophet, node id) -> None, optional
         Called on each fresh ``Prophet`` before fitting, e.g. to ``add_seasonality`` or
         ``add_country_holidays``. Must be picklable (cloudpickle) when ``n_jobs > 1``.
+    regressor_prior_scale : float or mapping column -> float, optional
+        Prior scale of the exogenous regressors (``forecast(..., X_future=...)``), each added
+        with ``Prophet.add_regressor``; default Prophet's (``holidays_prior_scale``, 10).
+        ``per_node={"state=MN": {"regressor_prior_scale": 0.5}}`` overrides it for one node.
+    regressor_mode : {"additive", "multiplicative"}, optional
+        ``mode`` of ``add_regressor`` (default: Prophet's ``seasonality_mode``).
     cap, floor : float or array, optional
         Logistic-growth capacity / floor for every node (scalar, or one value per history row
         followed by one per forecast step).
@@ -88,6 +95,7 @@ class ProphetModel(SeriesForecaster):
     """
 
     min_obs = 2
+    uses_exog = True
 
     def __init__(
         self,
@@ -96,6 +104,8 @@ class ProphetModel(SeriesForecaster):
         n_samples: int | None = None,
         seed: int = 0,
         configure: Callable[[Any, str], None] | None = None,
+        regressor_prior_scale: float | Mapping[str, float] | None = None,
+        regressor_mode: str | None = None,
         cap: Any = None,
         floor: Any = None,
         **prophet_kwargs: Any,
@@ -106,7 +116,8 @@ class ProphetModel(SeriesForecaster):
         self.n_samples = None if n_samples is None else int(n_samples)
         self.seed = int(seed)
         self.configure = configure
-        self.defaults = {"cap": cap, "floor": floor}
+        self.defaults = {"cap": cap, "floor": floor, "regressor_prior_scale": regressor_prior_scale}
+        self.regressor_mode = regressor_mode
         self.prophet_kwargs = dict(prophet_kwargs)
 
     def __repr__(self) -> str:
@@ -118,11 +129,16 @@ class ProphetModel(SeriesForecaster):
         return quiet_prophet()
 
     def _settings(self, uid: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(Prophet constructor kwargs, data columns such as cap) for one node."""
+        """(Prophet constructor kwargs, own settings: cap, floor, regressor_prior_scale)."""
         node = self.per_node.get(uid, {})
-        data = {k: node.get(k, self.defaults[k]) for k in _DATA_KEYS}
-        kwargs = {**self.prophet_kwargs, **{k: v for k, v in node.items() if k not in _DATA_KEYS}}
-        return kwargs, {k: v for k, v in data.items() if v is not None}
+        own = {k: node.get(k, self.defaults[k]) for k in _OWN_KEYS}
+        kwargs = {**self.prophet_kwargs, **{k: v for k, v in node.items() if k not in _OWN_KEYS}}
+        return kwargs, {k: v for k, v in own.items() if v is not None}
+
+    def _add_regressors(self, model: Any, X: pd.DataFrame, scale: Any) -> None:
+        for col in X.columns:
+            prior = scale.get(col) if isinstance(scale, Mapping) else scale
+            model.add_regressor(col, prior_scale=prior, mode=self.regressor_mode)
 
     def fit_predict_series(
         self,
@@ -132,11 +148,14 @@ class ProphetModel(SeriesForecaster):
         h: int,
         level: tuple[int, ...],
         future_ds: np.ndarray,
+        X: pd.DataFrame | None = None,
+        X_future: pd.DataFrame | None = None,
     ) -> SeriesForecast:
-        """Fit Prophet to one node and forecast ``future_ds``."""
+        """Fit Prophet to one node and forecast ``future_ds`` (regressors ``X``, ``X_future``)."""
         from prophet import Prophet
 
         kwargs, data = self._settings(uid)
+        scale = data.pop("regressor_prior_scale", None)
         if self.n_samples is not None:
             kwargs["uncertainty_samples"] = self.n_samples
         elif not level:
@@ -146,6 +165,9 @@ class ProphetModel(SeriesForecaster):
         for col, value in data.items():
             frame[col] = np.broadcast_to(np.asarray(value, dtype=float), (n + h,))
         model = Prophet(**kwargs)
+        if X is not None and X_future is not None and len(X.columns):
+            frame = pd.concat([frame, pd.concat([X, X_future], ignore_index=True)], axis=1)
+            self._add_regressors(model, X, scale)
         if self.configure is not None:
             self.configure(model, uid)
         model.fit(frame.iloc[:n].assign(y=y))

@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from htsforecast._exog import series_exog
+
 if TYPE_CHECKING:
     from htsforecast.models._execution import Executor
 
@@ -64,6 +66,13 @@ class Panel:
     y : ndarray of float64, shape (n_obs,)
     freq : str
         pandas offset alias, e.g. ``"MS"``.
+    X : ndarray of float64, shape (n_obs, k), optional
+        Exogenous regressors aligned with ``y`` (columns ``exog``). A column that is NaN for
+        the whole of a series is not available at that node (see ``LevelCovariate(rule=None)``).
+    X_future : ndarray of float64, shape (n_series, h, k), optional
+        Their values over the forecast horizon.
+    exog : tuple of str
+        Regressor names (empty without regressors).
     """
 
     ids: np.ndarray
@@ -71,6 +80,9 @@ class Panel:
     ds: np.ndarray
     y: np.ndarray
     freq: str
+    X: np.ndarray | None = None
+    X_future: np.ndarray | None = None
+    exog: tuple[str, ...] = ()
 
     @classmethod
     def from_long(cls, df: pd.DataFrame, freq: str) -> Panel:
@@ -115,7 +127,10 @@ class Panel:
         idx = np.asarray(idx, dtype=np.int64)
         indptr = np.r_[0, np.cumsum(self.lengths[idx])].astype(np.int64)
         rows = self.rows(idx)
-        return Panel(self.ids[idx], indptr, self.ds[rows], self.y[rows], self.freq)
+        X = None if self.X is None else self.X[rows]
+        Xf = None if self.X_future is None else self.X_future[idx]
+        return Panel(self.ids[idx], indptr, self.ds[rows], self.y[rows], self.freq, X, Xf,
+                     self.exog)  # fmt: skip
 
     def to_frame(self) -> pd.DataFrame:
         """The long ``unique_id, ds, y`` frame."""
@@ -250,10 +265,14 @@ class SeriesForecaster(ABC):
 
     Subclasses write :meth:`fit_predict_series`; exceptions it raises become failures of that node
     (and the node falls back). The instance is pickled to worker processes when ``n_jobs > 1``.
+    A model that sets ``uses_exog = True`` also receives ``X`` (DataFrame, one row per
+    observation) and ``X_future`` (DataFrame, h rows): the regressors available at that node.
     """
 
     #: Series shorter than this go straight to the fallback.
     min_obs: int = 1
+    #: Whether ``fit_predict_series`` takes the keyword arguments ``X`` and ``X_future``.
+    uses_exog: bool = False
 
     @abstractmethod
     def fit_predict_series(
@@ -293,12 +312,16 @@ def _run_chunk(
 ) -> list[SeriesForecast | str]:
     """Fit every series of one chunk; a failure is returned as its reason string."""
     future = panel.future_ds(h)
+    exog = bool(getattr(model, "uses_exog", False)) and panel.X is not None
     out: list[SeriesForecast | str] = []
     with model.worker_context():
         for i in range(panel.n_series):
             ds, y = panel.series(i)
+            kw = series_exog(panel, i, h) if exog else {}
             try:
-                out.append(model.fit_predict_series(str(panel.ids[i]), ds, y, h, level, future[i]))
+                out.append(
+                    model.fit_predict_series(str(panel.ids[i]), ds, y, h, level, future[i], **kw)
+                )
             except Exception as exc:  # noqa: BLE001 - any model error means "fall back"
                 out.append(describe_error(exc))
     return out

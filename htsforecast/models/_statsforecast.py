@@ -10,11 +10,13 @@ bad node does not abort the batch.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from htsforecast._exog import exog_frames, exog_groups
 from htsforecast.models._protocol import ModelOutput, Panel, describe_error
 
 if TYPE_CHECKING:
@@ -98,7 +100,10 @@ class StatsForecastModel:
     Notes
     -----
     All nodes go through one ``StatsForecast(models=[model], freq, n_jobs).forecast(df, h,
-    level, fitted=True)`` call, so the numbers are exactly statsforecast's.
+    level, fitted=True)`` call, so the numbers are exactly statsforecast's. With regressors
+    (``forecast(..., X_future=...)``) and a model that accepts them (:attr:`uses_exog`), ``df``
+    carries them and ``X_df`` their future values: one call per set of regressors available
+    at the nodes (one call unless a ``LevelCovariate(rule=None)`` leaves some nodes without).
     """
 
     def __init__(self, model: Any, *, min_obs: int | None = None) -> None:
@@ -112,6 +117,13 @@ class StatsForecastModel:
 
     def __repr__(self) -> str:
         return f"StatsForecastModel({self.model!r})"
+
+    @property
+    def uses_exog(self) -> bool:
+        """True when the model takes exogenous regressors (AutoARIMA, ARIMA, AutoRegressive,
+        MSTL with an ARIMA trend ...), from statsforecast's own ``uses_exog`` flags."""
+        trend = getattr(self.model, "trend_forecaster", None)
+        return bool(getattr(self.model, "uses_exog", False) or getattr(trend, "uses_exog", False))
 
     @property
     def min_obs(self) -> int:
@@ -132,6 +144,15 @@ class StatsForecastModel:
         """Forecast every series with one statsforecast call (see class docstring)."""
         if panel.n_series == 0:
             return ModelOutput(np.empty((0, h)), np.empty(0))
+        groups = exog_groups(panel) if self.uses_exog else []
+        if len(groups) > 1:  # nodes with different regressors: one call per set
+            full = ModelOutput.empty(panel.n_series, h, level, len(panel.y))
+            for idx, _ in groups:
+                out = self.fit_predict(panel.subset(idx), h, level, executor)
+                full = full.place(out, idx, panel)
+                full = replace(full, failures={**full.failures,
+                               **{int(idx[j]): r for j, r in out.failures.items()}})  # fmt: skip
+            return full
         keys = _probe_keys(self.model, h, level, self.min_obs)
         out = self._run(panel, h, level, executor, marker=_FailMarker(keys))
         failed = np.flatnonzero(np.isnan(out.mean).all(axis=1))
@@ -172,33 +193,50 @@ class StatsForecastModel:
         """One statsforecast call on ``panel``; output reordered to the panel's series order."""
         sf = self._statsforecast(panel.freq, executor.n_jobs, marker, executor.progress)
         run = getattr(executor, "run_statsforecast", run_statsforecast)
-        fc, fv = run(sf, panel.to_frame(), h, list(level) or None)
+        df, X_df = self._frames(panel, h)
+        if X_df is None:
+            fc, fv = run(sf, df, h, list(level) or None)
+        else:
+            fc, fv = run(sf, df, h, list(level) or None, X_df=X_df)
         return _from_statsforecast(panel, h, level, fc, fv, _alias(self.model))
+
+    def _frames(self, panel: Panel, h: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """statsforecast's ``df`` and ``X_df`` (None without regressors the model uses)."""
+        columns = exog_groups(panel)[0][1] if self.uses_exog else []
+        if not columns:
+            return panel.to_frame(), None
+        return exog_frames(panel, columns, h)
 
     def _reason(self, one: Panel, h: int, level: tuple[int, ...]) -> str:
         """Why the model fails on a single series (re-raised without the marker)."""
         sf = self._statsforecast(one.freq, 1, marker=None, verbose=False)
+        df, X_df = self._frames(one, h)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                sf.forecast(df=one.to_frame(), h=h, level=list(level) or None, fitted=True)
+                sf.forecast(df=df, h=h, X_df=X_df, level=list(level) or None, fitted=True)
         except Exception as exc:  # noqa: BLE001 - reporting the model's own error
             return describe_error(exc)
         return "non-finite forecast"
 
 
 def run_statsforecast(
-    sf: Any, df: pd.DataFrame, h: int, level: list[int] | None
+    sf: Any,
+    df: pd.DataFrame,
+    h: int,
+    level: list[int] | None,
+    X_df: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run ``sf.forecast(df, h, level, fitted=True)`` here; return (forecasts, fitted values).
+    """Run ``sf.forecast(df, h, level, X_df, fitted=True)`` here; return (forecasts, fitted).
 
     An executor may define a method with this signature, ``run_statsforecast``, to run the same
     call on a distributed engine (statsforecast accepts Dask / Spark frames through fugue); the
-    returned frames must be pandas.
+    returned frames must be pandas. ``X_df`` (future regressors) is passed only when the model
+    uses regressors.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        fc = sf.forecast(df=df, h=h, level=level, fitted=True)
+        fc = sf.forecast(df=df, h=h, level=level, X_df=X_df, fitted=True)
         fv = sf.forecast_fitted_values()
     return fc, fv
 
