@@ -348,7 +348,7 @@ def test_cross_validation_uses_each_windows_actual_regressors():
                         exog=["promo"])  # fmt: skip
     fc = cv.forecasts
     # ARIMA(0,0,0) with a regressor: yhat = mean + beta * promo; with promo of the test window
-    for cutoff, part in fc[fc["unique_id"] == "state=A/store=a1"].groupby("cutoff"):
+    for _, part in fc[fc["unique_id"] == "state=A/store=a1"].groupby("cutoff"):
         promo = (
             Y.set_index(["unique_id", "ds"])
             .loc[[("state=A/store=a1", d) for d in part["ds"]], "promo"]
