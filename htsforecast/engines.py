@@ -178,10 +178,15 @@ class DaskExecutor:
             bar.close()
 
     def run_statsforecast(
-        self, sf: Any, df: pd.DataFrame, h: int, level: list[int] | None
+        self,
+        sf: Any,
+        df: pd.DataFrame,
+        h: int,
+        level: list[int] | None,
+        X_df: pd.DataFrame | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``sf.forecast(df, h, level, fitted=True)`` chunk-wise on the cluster (through fugue)."""
-        return _fugue_statsforecast(self, sf, df, h, level)
+        return _fugue_statsforecast(self, sf, df, h, level, X_df)
 
     @property
     def _engine(self) -> Any:
@@ -255,10 +260,15 @@ class SparkExecutor:
         return [cloudpickle.loads(results[k]) for k in range(len(items))]
 
     def run_statsforecast(
-        self, sf: Any, df: pd.DataFrame, h: int, level: list[int] | None
+        self,
+        sf: Any,
+        df: pd.DataFrame,
+        h: int,
+        level: list[int] | None,
+        X_df: pd.DataFrame | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``sf.forecast(df, h, level, fitted=True)`` chunk-wise on Spark (through fugue)."""
-        return _fugue_statsforecast(self, sf, df, h, level)
+        return _fugue_statsforecast(self, sf, df, h, level, X_df)
 
     @property
     def _engine(self) -> Any:
@@ -305,16 +315,19 @@ def _fugue_statsforecast(
     df: pd.DataFrame,
     h: int,
     level: list[int] | None,
+    X_df: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run ``sf`` on chunks of series of ``df`` on the executor's engine.
 
     Each chunk (``executor.partition`` of the series) is forecast by a fresh ``StatsForecast``
     with ``n_jobs=1`` on a worker, through ``fugue.api.transform``. Forecast and fitted rows come
     back in one float64 frame (``_KIND`` tells them apart), split and renamed here into the
-    frames statsforecast returns (series in input order, dates sorted).
+    frames statsforecast returns (series in input order, dates sorted). Future regressor rows
+    (``X_df``) travel in the same input frame, marked ``_KIND = 2``, so each chunk gets its own.
     """
     import fugue.api as fa
 
+    exog = [c for c in df.columns if c not in ("unique_id", "ds", "y")] if X_df is not None else []
     codes, uniques = pd.factorize(df["unique_id"])
     chunk_of = np.empty(len(uniques), dtype=np.int64)
     chunks = executor.partition(len(uniques))
@@ -323,14 +336,20 @@ def _fugue_statsforecast(
     data = pd.DataFrame(
         {"unique_id": df["unique_id"].astype(str).to_numpy(),
          "ds": df["ds"].to_numpy(dtype="datetime64[ns]"),
-         "y": df["y"].to_numpy(dtype=np.float64), _CHUNK: chunk_of[codes]}
+         "y": df["y"].to_numpy(dtype=np.float64), _CHUNK: chunk_of[codes], _KIND: 0,
+         **{c: df[c].to_numpy(dtype=np.float64) for c in exog}}
     )  # fmt: skip
+    if X_df is not None:
+        fut = X_df.assign(
+            y=np.nan, **{_KIND: 2, _CHUNK: chunk_of[uniques.get_indexer(X_df["unique_id"])]}
+        )
+        data = pd.concat([data, fut[data.columns]], ignore_index=True)
     cols = _output_columns(sf, level)
     schema = f"unique_id:str,ds:datetime,{_KIND}:int,y:double," + ",".join(
         f"v{j}:double" for j in range(len(cols))
     )
     params = {"models": sf.models, "freq": sf.freq, "fallback": sf.fallback_model, "h": h,
-              "level": level, "cols": cols}  # fmt: skip
+              "level": level, "cols": cols, "exog": exog}  # fmt: skip
     native, partition = executor._distribute(data)
     out = fa.transform(
         native,
@@ -352,23 +371,29 @@ def _chunk_forecast(
     h: int,
     level: list[int] | None,
     cols: list[str],
+    exog: list[str] | None = None,
 ) -> pd.DataFrame:
     """fugue transformer: one ``StatsForecast(...).forecast(fitted=True)`` on a chunk of series.
 
     Returns forecast rows (``_KIND`` 0) and in-sample rows (``_KIND`` 1) in one frame whose
     value columns ``v0, v1 ...`` follow ``cols`` (float64; fitted rows carry no intervals).
+    Input rows with ``_KIND`` 2 are the future values of the regressors ``exog``.
     """
     from statsforecast import StatsForecast
 
-    df = pd.DataFrame(
+    exog = list(exog or [])
+    frame = pd.DataFrame(
         {"unique_id": pdf["unique_id"].astype(str).to_numpy(),
          "ds": pd.to_datetime(pdf["ds"]).to_numpy(dtype="datetime64[ns]"),
-         "y": _floats(pdf["y"])}
+         "y": _floats(pdf["y"]), **{c: _floats(pdf[c]) for c in exog}}
     ).sort_values(["unique_id", "ds"], kind="stable")  # fmt: skip
+    future = (pdf[_KIND].to_numpy() == 2)[frame.index.to_numpy()] if exog else None
+    df = frame if future is None else frame[~future]
+    X_df = None if future is None else frame[future].drop(columns="y")
     sf = StatsForecast(models=models, freq=freq, fallback_model=fallback, n_jobs=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        fc = sf.forecast(df=df, h=h, level=level, fitted=True)
+        fc = sf.forecast(df=df, h=h, level=level, X_df=X_df, fitted=True)
         fv = sf.forecast_fitted_values()
     parts = [_value_rows(frame, kind, cols) for kind, frame in enumerate((fc, fv))]
     return pd.concat(parts, ignore_index=True)

@@ -196,3 +196,39 @@ def test_spark_statsforecast_and_prophet_same_as_local(
             prophet_panel, prophet_models(), h=H, freq="MS", level=[80], engine="spark"
         )
         assert_same(local_prophet, remote)
+
+
+# ----------------------------------------------------------------------------- regressors
+
+
+@pytest.fixture(scope="module")
+def exog_panel():
+    """Tiny simulated panel with promotions and holidays: (Y, X_future), 7 nodes."""
+    from htsforecast import Hierarchy
+    from htsforecast.calendar import CountryHolidays
+    from htsforecast.datasets import simulate_promotions
+
+    sim = simulate_promotions(n_states=2, stores_per_state=2, n_weeks=60, seed=1)
+    cut = np.sort(sim.data["ds"].unique())[-H]
+    exog = {"promo": "sum", "holiday": CountryHolidays("US", subdivision_col="state")}
+    hier = Hierarchy.from_formula(sim.formula)
+    Y = hier.aggregate(sim.data[sim.data["ds"] < cut], freq=sim.freq, exog=exog)
+    future = sim.data[sim.data["ds"] >= cut].drop(columns="y")
+    return Y, hier.aggregate(future, freq=sim.freq, exog=exog, target_col=None)
+
+
+def exog_models() -> dict:
+    from statsforecast.models import ARIMA
+
+    return {"arima": StatsForecastModel(ARIMA(order=(1, 0, 0))),
+            "prophet": ProphetModel(n_samples=20, weekly_seasonality=False)}  # fmt: skip
+
+
+def test_dask_carries_regressors(exog_panel, client):
+    Y, X = exog_panel
+    local = forecast(Y, exog_models(), h=H, freq="W-SUN", level=[80], X_future=X)
+    remote = forecast(Y, exog_models(), h=H, freq="W-SUN", level=[80], X_future=X,
+                      engine=client)  # fmt: skip
+    assert_same(local, remote)
+    plain = forecast(Y[["unique_id", "ds", "y"]], exog_models(), h=H, freq="W-SUN", level=[80])
+    assert not np.allclose(plain.forecasts["yhat"], local.forecasts["yhat"])  # X was used
