@@ -11,21 +11,23 @@ import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from htsforecast._exog import panel_with_exog, warn_ignored
+from htsforecast._panel import ValidPanel
 from htsforecast._progress import progress_enabled
 from htsforecast.errors import DataError
 from htsforecast.models._baseline import Naive, SeasonalNaive, season_length_for
 from htsforecast.models._execution import Executor, LocalExecutor, resolve_n_jobs
 from htsforecast.models._fallback import Fit, fit_chain
 from htsforecast.models._protocol import Forecaster, Panel
-from htsforecast.validation import check_target, format_examples, require_columns, to_datetime
+from htsforecast.validation import check_freq, check_levels, validate_panel
 
-__all__ = ["BaseForecasts", "FallbackWarning", "forecast", "make_executor", "validate_long_frame"]
+__all__ = ["BaseForecasts", "FallbackWarning", "forecast", "forecast_panel", "make_executor"]
 
 _FALLBACK_COLUMNS = ["unique_id", "model", "reason", "fallback_model"]
 
@@ -37,6 +39,9 @@ class FallbackWarning(UserWarning):
 @dataclass(frozen=True, eq=False)
 class BaseForecasts:
     """Base forecasts of every node by every model.
+
+    The result holds arrays (``mean``, ``lo``, ``hi``, ``fitted``, ``samples``) on the validated
+    panel; the tidy frames are built from them on first access.
 
     Attributes
     ----------
@@ -56,29 +61,80 @@ class BaseForecasts:
     freq : str
     level : list of int
     models : list of str
+    panel : ValidPanel
+        The validated history the models were fitted on.
+    mean, lo, hi : dict model -> ndarray (n_ids, h) (``lo``/``hi``: dict level -> array)
+    fitted : dict model -> ndarray (n_ids, T)
+        In-sample fitted values on ``panel``'s grid (NaN outside a series' span).
     """
 
-    forecasts: pd.DataFrame
-    insample: pd.DataFrame
+    panel: ValidPanel
+    h: int
+    freq: str
+    level: list[int]
+    models: list[str]
+    mean: dict[str, np.ndarray]
+    lo: dict[str, dict[int, np.ndarray]]
+    hi: dict[str, dict[int, np.ndarray]]
+    fitted: dict[str, np.ndarray]
     fallbacks: pd.DataFrame
     samples: dict[str, np.ndarray] = field(default_factory=dict)
-    ids: list[str] = field(default_factory=list)
-    h: int = 1
-    freq: str = "D"
-    level: list[int] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[str]:
+        """Node ids, rows of the arrays."""
+        return [str(i) for i in self.panel.ids]
+
+    @cached_property
+    def future_dates(self) -> np.ndarray:
+        """The forecast dates, shape (n_ids, h)."""
+        return self.panel.to_model_panel().future_ds(self.h)
+
+    @cached_property
+    def forecasts(self) -> pd.DataFrame:
+        """Tidy forecasts (see the class docstring)."""
+        names, n, h = self.models, self.panel.n_series, self.h
+        fc: dict[str, Any] = {
+            "unique_id": np.tile(np.repeat(self.panel.ids, h), len(names)),
+            "ds": np.tile(self.future_dates.ravel(), len(names)),
+            "model": np.repeat(np.array(names, dtype=object), n * h),
+            "yhat": np.concatenate([self.mean[m].ravel() for m in names]),
+        }
+        for lv in self.level:
+            fc[f"yhat_lo_{lv}"] = np.concatenate([self.lo[m][lv].ravel() for m in names])
+            fc[f"yhat_hi_{lv}"] = np.concatenate([self.hi[m][lv].ravel() for m in names])
+        return pd.DataFrame(fc)
+
+    @cached_property
+    def insample(self) -> pd.DataFrame:
+        """Tidy in-sample values (see the class docstring)."""
+        panel, names = self.panel, self.models
+        mask = panel.mask()
+        n_obs = int(mask.sum())
+        ds = np.broadcast_to(panel.dates.to_numpy(), mask.shape)[mask]
+        y = np.tile(panel.values[mask], len(names))
+        fitted = np.concatenate([self.fitted[m][mask] for m in names])
+        return pd.DataFrame(
+            {
+                "unique_id": np.tile(np.repeat(panel.ids, panel.end - panel.start), len(names)),
+                "ds": np.tile(ds, len(names)),
+                "model": np.repeat(np.array(names, dtype=object), n_obs),
+                "y": y,
+                "fitted": fitted,
+                "resid": y - fitted,
+            }
+        )
 
     def wide(self) -> pd.DataFrame:
         """Nixtla-style frame: ``unique_id, ds, <model>, <model>-lo-80, <model>-hi-80 ...``."""
         n = len(self.ids) * self.h
         out = self.forecasts.iloc[:n][["unique_id", "ds"]].reset_index(drop=True)
-        for k, name in enumerate(self.models):
-            block = self.forecasts.iloc[k * n : (k + 1) * n]
-            out[name] = block["yhat"].to_numpy()
+        for name in self.models:
+            out[name] = self.mean[name].ravel()
             for lv in sorted(self.level, reverse=True):
-                out[f"{name}-lo-{lv}"] = block[f"yhat_lo_{lv}"].to_numpy()
+                out[f"{name}-lo-{lv}"] = self.lo[name][lv].ravel()
             for lv in sorted(self.level):
-                out[f"{name}-hi-{lv}"] = block[f"yhat_hi_{lv}"].to_numpy()
+                out[f"{name}-hi-{lv}"] = self.hi[name][lv].ravel()
         return out
 
 
@@ -97,7 +153,7 @@ def make_executor(
 
 
 def forecast(
-    Y: pd.DataFrame,
+    Y: pd.DataFrame | ValidPanel,
     models: Mapping[str, Forecaster],
     h: int,
     *,
@@ -113,9 +169,10 @@ def forecast(
 
     Parameters
     ----------
-    Y : DataFrame
+    Y : DataFrame or ValidPanel
         Long frame ``unique_id, ds, y`` (e.g. from ``Hierarchy.aggregate``): every series on the
-        ``freq`` grid without gaps, no NaN, no duplicated (unique_id, ds).
+        ``freq`` grid without gaps, no NaN, no duplicated (unique_id, ds). Or the panel
+        :func:`htsforecast.validation.validate_panel` made of it (not validated again).
     models : dict name -> Forecaster
         e.g. ``{"ets": StatsForecastModel(AutoETS(season_length=12)), "snaive":
         SeasonalNaive(12)}``.
@@ -171,21 +228,56 @@ def forecast(
     >>> base.forecasts.columns.tolist()  # doctest: +SKIP
     ['unique_id', 'ds', 'model', 'yhat', 'yhat_lo_80', 'yhat_hi_80', 'yhat_lo_95', 'yhat_hi_95']
     """
-    h, levels = _check_h(h), _check_level(level)
+    h, levels = _check_h(h), check_levels(level)
     models = _check_models(models)
     chain = _fallback_chain(fallback, freq)
-    panel = Panel.from_long(validate_long_frame(Y, freq), freq)
+    panel = validate_panel(Y, freq)
+    exog = None
     if X_future is not None:
-        panel = panel_with_exog(panel, Y, X_future, h)
-        warn_ignored(models, panel.exog)
+        if not isinstance(Y, pd.DataFrame):
+            raise DataError("X_future needs Y as a frame holding the regressor columns.")
+        exog = (Y, X_future)
     executor = make_executor(n_jobs, progress, engine)
+    return forecast_panel(panel, models, h, levels, chain, executor, exog)
+
+
+def forecast_panel(
+    panel: ValidPanel,
+    models: Mapping[str, Forecaster],
+    h: int,
+    levels: tuple[int, ...],
+    chain: list[tuple[str, Forecaster]],
+    executor: Executor,
+    exog: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+) -> BaseForecasts:
+    """Fit every model (with the fallback ``chain``) on an already validated panel.
+
+    The array core of :func:`forecast`, also run by cross-validation on each window's slice.
+    ``exog``: the frames ``(Y, X_future)`` holding the regressors of the history and horizon.
+    """
+    model_panel = panel.to_model_panel()
+    if exog is not None:
+        model_panel = panel_with_exog(model_panel, exog[0], exog[1], h)
+        warn_ignored(models, model_panel.exog)
     fits = {
-        name: fit_chain(panel, [(name, model), *chain], h, levels, executor)
+        name: fit_chain(model_panel, [(name, model), *chain], h, levels, executor)
         for name, model in models.items()
     }
-    fallbacks = _fallback_frame(panel, fits)
+    fallbacks = _fallback_frame(model_panel, fits)
     _warn(fallbacks)
-    return _build(panel, fits, fallbacks, h, freq, levels)
+    return BaseForecasts(
+        panel=panel,
+        h=h,
+        freq=panel.freq,
+        level=list(levels),
+        models=list(fits),
+        mean={m: f.out.mean for m, f in fits.items()},
+        lo={m: dict(f.out.lo) for m, f in fits.items()},
+        hi={m: dict(f.out.hi) for m, f in fits.items()},
+        fitted={m: panel.dense(f.out.fitted) for m, f in fits.items()},
+        fallbacks=fallbacks,
+        samples={m: f.out.samples for m, f in fits.items() if f.out.samples is not None},
+    )
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -195,23 +287,6 @@ def _check_h(h: Any) -> int:
     if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
         raise DataError(f"h must be a positive integer (steps of freq), got {h!r}.")
     return int(h)
-
-
-def _check_level(level: Sequence[int] | None) -> tuple[int, ...]:
-    if level is None:
-        return ()
-    values = [level] if np.isscalar(level) else list(level)
-    out = set()
-    for lv in values:
-        if not (
-            isinstance(lv, (int, float, np.number)) and float(lv).is_integer() and 0 < lv < 100
-        ):
-            raise DataError(
-                f"level must hold integers strictly between 0 and 100 (percent), got {lv!r} in "
-                f"{values}. Example: level=[80, 95]."
-            )
-        out.add(int(lv))
-    return tuple(sorted(out))
 
 
 def _check_models(models: Any) -> dict[str, Forecaster]:
@@ -239,7 +314,7 @@ def _check_model(model: Any, what: str) -> None:
 
 
 def _fallback_chain(fallback: Any, freq: str) -> list[tuple[str, Forecaster]]:
-    _offset(freq)
+    check_freq(freq)
     if fallback is None:
         return []
     if isinstance(fallback, str):
@@ -254,86 +329,6 @@ def _fallback_chain(fallback: Any, freq: str) -> list[tuple[str, Forecaster]]:
     for k, model in enumerate(chain):
         _check_model(model, f"fallback[{k}]")
     return [(repr(model), model) for model in chain]
-
-
-def _offset(freq: str) -> pd.DateOffset:
-    try:
-        return pd.tseries.frequencies.to_offset(freq)
-    except (ValueError, TypeError):
-        raise DataError(
-            f"freq={freq!r} is not a pandas frequency alias; use e.g. 'MS' (month start), "
-            "'QS', 'W-SUN', 'D' or 'h'."
-        ) from None
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def validate_long_frame(Y: pd.DataFrame, freq: str) -> pd.DataFrame:
-    """Check a long ``unique_id, ds, y`` frame and return it sorted by (unique_id, ds).
-
-    Series keep their order of first appearance. Raises :class:`DataError` naming the offending
-    series and rows for: missing columns, missing ids, non-numeric / NaN / inf ``y``, unparsable
-    dates, duplicated (unique_id, ds), dates off the ``freq`` grid, and gaps inside a series.
-    """
-    require_columns(Y, ["unique_id", "ds", "y"], what="Y")
-    if len(Y) == 0:
-        raise DataError("Y has no rows; forecast needs at least one observation per series.")
-    if Y["unique_id"].isna().any():
-        rows = Y.index[Y["unique_id"].isna().to_numpy()]
-        raise DataError(f"column 'unique_id' is missing at row(s) {format_examples(rows)}.")
-    ids = Y["unique_id"].astype(str).to_numpy(dtype=object)
-    y = check_target(Y, "y", series=ids)
-    ds = to_datetime(Y, "ds").to_numpy(dtype="datetime64[ns]")
-    codes, _ = pd.factorize(ids)
-    order = np.lexsort((ds, codes))
-    frame = pd.DataFrame({"unique_id": ids[order], "ds": ds[order], "y": y[order]})
-    index = Y.index.to_numpy()[order]
-    same = codes[order][1:] == codes[order][:-1]
-    _check_duplicates(frame, index, same)
-    _check_grid(frame, index, same, freq)
-    return frame
-
-
-def _check_duplicates(frame: pd.DataFrame, index: np.ndarray, same: np.ndarray) -> None:
-    ds = frame["ds"].to_numpy()
-    dup = np.flatnonzero(same & (ds[1:] == ds[:-1])) + 1
-    if dup.size:
-        examples = [f"{frame['unique_id'].iat[i]} @ {pd.Timestamp(ds[i])}" for i in dup]
-        raise DataError(
-            f"{dup.size} duplicated (unique_id, ds) row(s): {format_examples(examples)} "
-            f"(rows {format_examples(index[dup])}). Sum or deduplicate them first."
-        )
-
-
-def _check_grid(frame: pd.DataFrame, index: np.ndarray, same: np.ndarray, freq: str) -> None:
-    """Dates must lie on the ``freq`` grid, and consecutive dates of a series be one step apart."""
-    offset = _offset(freq)
-    ds = frame["ds"].to_numpy()
-    uniq = np.unique(ds)
-    grid = pd.date_range(uniq[0], uniq[-1], freq=offset)
-    step = pd.Index(grid).get_indexer(uniq)
-    off = step < 0
-    if off.any():
-        rows = np.flatnonzero(np.isin(ds, uniq[off]))
-        guess = pd.infer_freq(pd.DatetimeIndex(uniq[:50])) if len(uniq) >= 3 else None
-        hint = f" The dates look like freq={guess!r}." if guess else ""
-        raise DataError(
-            f"{off.sum()} date(s) are not on freq={freq!r}, e.g. "
-            f"{format_examples([pd.Timestamp(d) for d in uniq[off]])}, in series "
-            f"{format_examples(pd.unique(frame['unique_id'].to_numpy()[rows]))} "
-            f"(rows {format_examples(index[rows])}).{hint}"
-        )
-    pos = step[np.searchsorted(uniq, ds)]
-    gap = np.flatnonzero(same & (np.diff(pos) > 1))
-    if gap.size:
-        ids = frame["unique_id"].to_numpy()
-        examples = [f"{ids[i]} after {pd.Timestamp(ds[i])}" for i in gap]
-        raise DataError(
-            f"{gap.size} gap(s) inside series (missing dates on freq={freq!r}): "
-            f"{format_examples(examples)}. Fill them explicitly (e.g. with 0 for counts) or use "
-            "Hierarchy.aggregate(..., fill='zero')."
-        )
 
 
 # ----------------------------------------------------------------------------- results
@@ -362,51 +357,4 @@ def _warn(fallbacks: pd.DataFrame) -> None:
         "See BaseForecasts.fallbacks.",
         FallbackWarning,
         stacklevel=3,
-    )
-
-
-def _build(
-    panel: Panel,
-    fits: dict[str, Fit],
-    fallbacks: pd.DataFrame,
-    h: int,
-    freq: str,
-    level: tuple[int, ...],
-) -> BaseForecasts:
-    names = list(fits)
-    n, n_models = panel.n_series, len(names)
-    future = panel.future_ds(h).ravel()
-    fc: dict[str, Any] = {
-        "unique_id": np.tile(np.repeat(panel.ids, h), n_models),
-        "ds": np.tile(future, n_models),
-        "model": np.repeat(np.array(names, dtype=object), n * h),
-        "yhat": np.concatenate([fits[m].out.mean.ravel() for m in names]),
-    }
-    for lv in level:
-        fc[f"yhat_lo_{lv}"] = np.concatenate([fits[m].out.lo[lv].ravel() for m in names])
-        fc[f"yhat_hi_{lv}"] = np.concatenate([fits[m].out.hi[lv].ravel() for m in names])
-    n_obs = len(panel.y)
-    fitted = np.concatenate([fits[m].out.fitted for m in names])
-    y = np.tile(panel.y, n_models)
-    insample = pd.DataFrame(
-        {
-            "unique_id": np.tile(np.repeat(panel.ids, panel.lengths), n_models),
-            "ds": np.tile(panel.ds, n_models),
-            "model": np.repeat(np.array(names, dtype=object), n_obs),
-            "y": y,
-            "fitted": fitted,
-            "resid": y - fitted,
-        }
-    )
-    samples = {m: f.out.samples for m, f in fits.items() if f.out.samples is not None}
-    return BaseForecasts(
-        forecasts=pd.DataFrame(fc),
-        insample=insample,
-        fallbacks=fallbacks,
-        samples=samples,
-        ids=[str(i) for i in panel.ids],
-        h=h,
-        freq=freq,
-        level=list(level),
-        models=names,
     )

@@ -225,6 +225,7 @@ def run(
     from htsforecast.models import season_length_for
     from htsforecast.reconciliation import reconcile
     from htsforecast.selection import select_best
+    from htsforecast.validation import validate_panel
 
     metrics = ("mase", "rmse", "mae", *(f"coverage_{lv}" for lv in sorted(cfg.level)))
     if cfg.metric not in metrics:
@@ -244,15 +245,17 @@ def run(
         f"formula {formula!r}, freq {freq}; h={h}, {cfg.cv_windows} CV window(s), "
         f"models {list(models)}, methods {list(methods)}"
     )
+    panel = validate_panel(Y, freq, nodes=hier.node_ids)  # once: CV and the final fit share it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         cv = cross_validate(
-            Y, hier, models, methods, h=h, n_windows=cfg.cv_windows, freq=freq, level=level,
+            panel, hier, models, methods, h=h, n_windows=cfg.cv_windows, freq=freq, level=level,
             metrics=("mase", "rmse", "mae", "coverage"), season_length=m, n_jobs=cfg.n_jobs,
             progress=progress,
         ).table  # fmt: skip
     selection = select_best(cv, cfg.metric)
-    base = forecast(Y, models, h=h, freq=freq, level=level, n_jobs=cfg.n_jobs, progress=progress)
+    base = forecast(panel, models, h=h, freq=freq, level=level, n_jobs=cfg.n_jobs,
+                    progress=progress)  # fmt: skip
     forecasts = reconcile(base, hier, methods=methods, level=level).forecasts
     summary = _summary(cv, selection, cfg.metric)
     files = _write(cfg, hier, Y, forecasts, cv, selection)

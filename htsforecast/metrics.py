@@ -27,11 +27,13 @@ Gneiting, T. & Raftery, A.E. (2007) Strictly proper scoring rules, JASA 102, 359
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from htsforecast.errors import DataError
 
@@ -48,8 +50,9 @@ __all__ = [
     "crps_sample",
     "seasonal_naive_scale",
     "skill_score",
+    "Metric",
     "METRICS",
-    "SCALED_METRICS",
+    "resolve",
 ]
 
 
@@ -259,17 +262,118 @@ def skill_score(score: ArrayLike, score_ref: ArrayLike) -> float | np.ndarray:
     return 1.0 - _divide(score, score_ref)
 
 
-#: Every point metric by name. Scaled ones (:data:`SCALED_METRICS`) take
-#: ``f(y, yhat, y_train, m)``; the others ``f(y, yhat)``.
-METRICS: dict[str, Callable[..., float | np.ndarray]] = {
-    "mae": mae,
-    "mse": mse,
-    "rmse": rmse,
-    "smape": smape,
-    "bias": bias,
-    "mase": mase,
-    "rmsse": rmsse,
-}
+# ----------------------------------------------------------------------------- registry
 
-#: Names in :data:`METRICS` that need the training series and the seasonal period.
-SCALED_METRICS: frozenset[str] = frozenset({"mase", "rmsse"})
+Direction = Literal["minimize", "maximize", "zero", "nominal"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A score with the one signature every evaluator calls, and what it needs.
+
+    ``fn(y, yhat, *, intervals, level, samples, scale)`` returns one score per series (averaged
+    over the last, horizon axis) for arrays ``y``, ``yhat`` of shape (n, h). The keywords a
+    metric does not need are ignored (pass ``**_``), as fabletools' measures take ``...``.
+
+    Attributes
+    ----------
+    name : str
+    fn : callable
+    needs : frozenset of {"intervals", "samples", "scale"}
+        ``intervals``: ``intervals`` maps level -> (lo, hi) arrays; ``samples``: ``samples`` is
+        (n, h, n_samples) sample paths; ``scale``: ``scale`` is the in-sample seasonal-naive
+        scale per series, ``mean |y_t - y_{t-m}| ** scale_power`` (:func:`seasonal_naive_scale`).
+    direction : {"minimize", "maximize", "zero", "nominal"}
+        Better is lower, higher, closer to 0 (bias), or closer to the nominal level (coverage).
+    scale_power : int or None
+        The power of the scale it needs (1 for MASE, 2 for RMSSE).
+    per_level : bool
+        One score per interval level, named ``<name>_<level>`` (``coverage_80``); ``level`` is
+        then passed.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    needs: frozenset[str] = frozenset()
+    direction: Direction = "minimize"
+    scale_power: int | None = None
+    per_level: bool = False
+
+    def __call__(
+        self,
+        y: np.ndarray,
+        yhat: np.ndarray,
+        *,
+        intervals: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None,
+        level: int | None = None,
+        samples: np.ndarray | None = None,
+        scale: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Per-series scores (shape ``y.shape[:-1]``)."""
+        out = self.fn(y, yhat, intervals=intervals, level=level, samples=samples, scale=scale)
+        return np.asarray(out, dtype=float)
+
+    def objective(self, values: Any, level: int | None = None) -> Any:
+        """Lower is better: the value mapped through the metric's direction."""
+        if self.direction == "zero":
+            return abs(values)
+        if self.direction == "nominal":
+            return abs(values - (level or 0) / 100)
+        return -values if self.direction == "maximize" else values
+
+
+def _crps_from_intervals(y, yhat, *, intervals, **_):  # noqa: ANN001, ANN202
+    """Gaussian CRPS with the sigma implied by the widest interval."""
+    top = max(intervals)
+    lo, hi = intervals[top]
+    sigma = np.clip((hi - lo) / (2 * ndtri(0.5 + top / 200)), 0, None)
+    return crps_gaussian(y, yhat, np.nan_to_num(sigma))
+
+
+def _register(*metrics: Metric) -> dict[str, Metric]:
+    return {m.name: m for m in metrics}
+
+
+#: Every metric by name (one signature, see :class:`Metric`). A new metric is one entry here.
+METRICS: dict[str, Metric] = _register(
+    Metric("mae", lambda y, yhat, **_: mae(y, yhat)),
+    Metric("mse", lambda y, yhat, **_: mse(y, yhat)),
+    Metric("rmse", lambda y, yhat, **_: rmse(y, yhat)),
+    Metric("smape", lambda y, yhat, **_: smape(y, yhat)),
+    Metric("bias", lambda y, yhat, **_: bias(y, yhat), direction="zero"),
+    Metric(
+        "mase",
+        lambda y, yhat, *, scale, **_: _divide(mae(y, yhat), scale),
+        frozenset({"scale"}),
+        scale_power=1,
+    ),
+    Metric(
+        "rmsse",
+        lambda y, yhat, *, scale, **_: np.sqrt(_divide(mse(y, yhat), scale)),
+        frozenset({"scale"}),
+        scale_power=2,
+    ),
+    Metric(
+        "coverage",
+        lambda y, yhat, *, intervals, level, **_: coverage(y, *intervals[level]),
+        frozenset({"intervals"}),
+        direction="nominal",
+        per_level=True,
+    ),
+    Metric("crps", _crps_from_intervals, frozenset({"intervals"})),
+    Metric(
+        "crps_sample",
+        lambda y, yhat, *, samples, **_: crps_sample(y, samples),
+        frozenset({"samples"}),
+    ),
+)
+
+
+def resolve(name: str) -> tuple[Metric, int | None]:
+    """The metric of a score name and its level: ``"coverage_80"`` -> (coverage, 80)."""
+    if name in METRICS:
+        return METRICS[name], None
+    base, _, lv = name.rpartition("_")
+    if base in METRICS and METRICS[base].per_level and lv.isdigit():
+        return METRICS[base], int(lv)
+    raise DataError(f"unknown metric {name!r}; choose from {sorted(METRICS)}.")

@@ -45,12 +45,9 @@ class Selection:
 
 
 def _objective(metric: str, values: pd.Series) -> pd.Series:
-    """Lower is better: |bias|, |coverage - nominal|, the value itself otherwise."""
-    if metric == "bias":
-        return values.abs()
-    if metric.startswith("coverage_"):
-        return (values - int(metric.split("_", 1)[1]) / 100).abs()
-    return values
+    """Lower is better, by the metric's declared direction (|bias|, |coverage - nominal| ...)."""
+    spec, level = _metrics.resolve(metric)
+    return spec.objective(values, level)
 
 
 def select_best(

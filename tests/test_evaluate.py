@@ -17,17 +17,8 @@ N_DATES = 20
 
 
 @pytest.fixture(scope="module")
-def data() -> tuple[pd.DataFrame, Hierarchy, pd.DataFrame]:
-    rng = np.random.default_rng(0)
-    ds = pd.date_range("2015-01-01", periods=N_DATES, freq="QS")
-    rows = []
-    for s, c in [("A", "x"), ("A", "y"), ("B", "z")]:
-        y = 20 + 5 * np.sin(np.arange(N_DATES) * np.pi / 2) + rng.normal(0, 1, N_DATES).cumsum()
-        rows.append(pd.DataFrame({"state": s, "city": c, "ds": ds, "y": y + 10}))
-    df = pd.concat(rows, ignore_index=True)
-    hier = Hierarchy.from_formula("state / city")
-    Y = hier.aggregate(df)
-    return df, hier, Y
+def data(state_city) -> tuple[pd.DataFrame, Hierarchy, pd.DataFrame]:
+    return state_city
 
 
 @dataclass

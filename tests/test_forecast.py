@@ -247,7 +247,7 @@ def test_dates_off_freq_named():
     bad = GOOD.copy()
     bad.loc[7, "ds"] = pd.Timestamp("2000-02-15")
     with pytest.raises(
-        DataError, match=r"not on freq='MS', e.g. 2000-02-15.*in series B \(rows 7\)"
+        DataError, match=r"not on frequency 'MS': 2000-02-15.*in series B \(rows 7\)"
     ):
         forecast(bad, MODELS, h=1, freq="MS")
 
@@ -275,7 +275,7 @@ def test_missing_unique_id():
     ("kwargs", "match"),
     [
         ({"h": 0}, "h must be a positive integer"),
-        ({"freq": "monthly"}, "not a pandas frequency alias"),
+        ({"freq": "monthly"}, "not a valid pandas frequency alias"),
         ({"level": [80, 150]}, "strictly between 0 and 100"),
         ({"models": {}}, "non-empty dict"),
         ({"fallback": "snaive"}, "fallback must be"),

@@ -168,7 +168,16 @@ def test_skill_score() -> None:
 
 def test_registry_names_and_signatures() -> None:
     y, yhat, train = np.arange(4.0), np.arange(4.0) + 1, np.arange(10.0)
-    for name, fn in metrics.METRICS.items():
-        args = (y, yhat, train, 1) if name in metrics.SCALED_METRICS else (y, yhat)
-        assert np.isfinite(fn(*args)), name
-    assert metrics.SCALED_METRICS <= set(metrics.METRICS)
+    intervals = {80: (yhat - 1, yhat + 1)}
+    samples = yhat[:, None] + np.linspace(-1, 1, 5)
+    for name, metric in metrics.METRICS.items():  # one signature for all
+        scale = metrics.seasonal_naive_scale(train, 1, metric.scale_power or 1)
+        out = metric(y, yhat, intervals=intervals, level=80, samples=samples, scale=scale)
+        assert np.isfinite(out), name
+        assert metric.direction in ("minimize", "maximize", "zero", "nominal")
+    assert metrics.METRICS["mase"](y, yhat, scale=metrics.seasonal_naive_scale(train, 1)) == (
+        metrics.mase(y, yhat, train, 1)
+    )
+    assert metrics.METRICS["bias"].objective(-0.5) == 0.5
+    assert metrics.resolve("coverage_95") == (metrics.METRICS["coverage"], 95)
+    assert metrics.METRICS["coverage"].objective(0.85, 80) == pytest.approx(0.05)

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from htsforecast import forecast
-from htsforecast._forecast import validate_long_frame
 from htsforecast.models import (
     LocalExecutor,
     Mean,
@@ -20,6 +19,7 @@ from htsforecast.models import (
     StatsForecastModel,
     season_length_for,
 )
+from htsforecast.validation import validate_panel
 
 Z80 = 1.2815515655446004  # standard normal 0.9 quantile
 
@@ -35,7 +35,7 @@ def long_frame(series: dict[str, np.ndarray], freq: str = "MS", start: str = "20
 
 
 def panel_of(df: pd.DataFrame, freq: str = "MS") -> Panel:
-    return Panel.from_long(validate_long_frame(df, freq), freq)
+    return validate_panel(df, freq).to_model_panel()
 
 
 def random_series(n_series: int, n_obs: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -6,22 +6,26 @@ validate → arrays (node order) → every method's ``S P ŷ`` → tidy frame + 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 from threadpoolctl import threadpool_limits
 
 from htsforecast import validation as v
+from htsforecast._forecast import BaseForecasts
 from htsforecast.errors import DataError, ReconciliationError
 from htsforecast.hierarchy import Hierarchy
-from htsforecast.reconciliation._methods import Fitted, Problem
+from htsforecast.reconciliation._arrays import (
+    BaseArrays,
+    Intervals,
+    arrays_of_base,
+    reconcile_arrays,
+)
 
 __all__ = ["reconcile", "Reconciled", "from_nixtla_frames"]
 
-Intervals = Literal["gaussian", "bootstrap", "samples"]
 
 
 @dataclass(frozen=True)
@@ -119,43 +123,45 @@ def reconcile(
 
 
 def _reconcile(base, hier, methods, level, intervals, n_samples, seed, Y_df) -> Reconciled:  # noqa: ANN001
-    fc, insample, samples, base_level = _unpack_base(base, Y_df)
-    levels = sorted({int(x) for x in (level if level is not None else base_level)})
-    methods = _normalize_methods(methods)
-    node_ids = hier.node_ids
-    problem_base = _problem(hier)
-    frames, diags, info = [], [], {}
-    for model, fcm in fc.groupby("model", sort=False):
-        dates, yhat, sigma = _forecast_arrays(fcm, node_ids, model)
-        problem = _with_insample(problem_base, insample, model, node_ids)
-        frames.append(_base_frame(fcm, levels))
-        for name, method in methods.items():
-            fitted = method.fit(problem, yhat)
-            ytilde = np.asarray(hier.S @ fitted.bottom(yhat, "point"))
-            bounds = _interval_bounds(
-                intervals,
-                fitted,
-                problem,
-                hier,
-                yhat,
-                ytilde,
-                sigma,
-                levels,
-                samples.get(model),
-                n_samples,
-                seed,
-                getattr(method, "nonnegative", False),
-                model,
-            )
-            frames.append(_tidy(node_ids, dates, model, name, ytilde, bounds))
-            diags.append(_diagnostics(problem, model, name, yhat, ytilde))
-            info[(model, name)] = dict(fitted.info)
+    inputs, base_frames, base_level = _inputs(base, hier.node_ids, Y_df)
+    levels = v.check_levels(level if level is not None else base_level)
+    results = reconcile_arrays(
+        inputs, hier, _normalize_methods(methods), levels, intervals, n_samples, seed
+    )
+    node_ids, dates = hier.node_ids, {b.model: b.dates for b in inputs}
+    frames = [
+        _base_frame(base_frames[r.model], levels)
+        if r.method == "base"
+        else _tidy(node_ids, dates[r.model], r.model, r.method, r.ytilde, r.bounds)
+        for r in results
+    ]
     forecasts = pd.concat(frames, ignore_index=True)
+    diags = [r.diagnostics for r in results if r.diagnostics is not None]
+    info = {(r.model, r.method): r.info for r in results if r.method != "base"}
     shown = [lv for lv in levels if f"yhat_lo_{lv}" in forecasts.columns]
     return Reconciled(forecasts, pd.DataFrame(diags), info, level=shown)
 
 
 # ----------------------------------------------------------------------------- inputs
+def _inputs(
+    base: Any, node_ids: list[str], Y_df: pd.DataFrame | None
+) -> tuple[list[BaseArrays], dict[str, pd.DataFrame], list[int]]:
+    """Base arrays per model in node order, each model's base rows, and the base levels."""
+    if isinstance(base, BaseForecasts):
+        arrays = arrays_of_base(base, node_ids)
+        if arrays is not None:
+            fc = base.forecasts
+            frames = {m: fc.iloc[k * len(base.ids) * base.h :][: len(base.ids) * base.h]
+                      for k, m in enumerate(base.models)}  # fmt: skip
+            return arrays, frames, list(base.level)
+    fc, insample, samples, base_level = _unpack_base(base, Y_df)
+    arrays, frames = [], {}
+    for model, fcm in fc.groupby("model", sort=False):
+        arrays.append(_frame_arrays(fcm, insample, samples.get(model), node_ids, str(model)))
+        frames[str(model)] = fcm
+    return arrays, frames, base_level
+
+
 def _normalize_methods(methods: Mapping[str, Any] | Sequence[Any] | None) -> dict[str, Any]:
     if methods is None:
         from htsforecast.reconciliation._methods import BottomUp, MinTrace
@@ -250,19 +256,6 @@ def from_nixtla_frames(
     return fc, insample, {}, levels
 
 
-def _problem(hier: Hierarchy) -> Problem:
-    index = {n: i for i, n in enumerate(hier.node_ids)}
-    levels = {k: np.array([index[n] for n in ids]) for k, ids in hier.levels.items()}
-    cols = list(hier.columns)
-    path: list[str] | None
-    if cols:
-        path = ["total"] + ["/".join(cols[: k + 1]) for k in range(len(cols))]
-        path = path if all(p in levels for p in path) else None
-    else:
-        path = list(levels) if hier.is_strict else None
-    return Problem(S=hier.S, levels=levels, default_path=path)
-
-
 def _pivot(
     frame: pd.DataFrame, col: str | list[str], node_ids: list[str], what: str
 ) -> tuple[np.ndarray | list[np.ndarray], pd.Index]:
@@ -294,116 +287,51 @@ def _pivot(
     return (outs[0] if isinstance(col, str) else outs), pd.Index(dates)
 
 
-def _forecast_arrays(fcm: pd.DataFrame, node_ids: list[str], model: str):  # noqa: ANN202
-    yhat, dates = _pivot(fcm, "yhat", node_ids, f"forecasts of model {model!r}")
+def _frame_arrays(
+    fcm: pd.DataFrame,
+    insample: pd.DataFrame | None,
+    samples: tuple[list[str], np.ndarray] | None,
+    node_ids: list[str],
+    model: str,
+) -> BaseArrays:
+    """One model's tidy base rows (and in-sample rows) as node-order arrays, checked."""
+    what = f"forecasts of model {model!r}"
+    uid = fcm["unique_id"].astype(str).to_numpy(dtype=object)
+    ds = fcm["ds"].to_numpy()
+    t_codes, _ = pd.factorize(ds, sort=True)
+    codes, _ = pd.factorize(uid)
+    v.check_duplicates(
+        codes.astype(np.int64) * (t_codes.max() + 1) + t_codes,
+        fcm.index,
+        ["unique_id", "ds"],
+        lambda i: f"{uid[i]} @ {v.format_date(ds[i])}",
+    )
+    levels = sorted(
+        int(c.rsplit("_", 1)[1])
+        for c in fcm.columns
+        if c.startswith("yhat_lo_") and f"yhat_hi_{c.rsplit('_', 1)[1]}" in fcm.columns
+    )
+    cols = ["yhat", *(f"yhat_{side}_{lv}" for lv in levels for side in ("lo", "hi"))]
+    mats, dates = _pivot(fcm, cols, node_ids, what)
+    yhat = mats[0]
     if not np.all(np.isfinite(yhat)):
         rows = np.unique(np.nonzero(~np.isfinite(yhat))[0])
         raise DataError(
             f"forecasts of model {model!r} contain NaN/inf for node(s) "
             f"{v.format_examples([node_ids[r] for r in rows])}."
         )
-    sigma = None
-    lo_cols = sorted(c for c in fcm.columns if c.startswith("yhat_lo_"))
-    for lo in lo_cols:
-        lv = int(lo.rsplit("_", 1)[1])
-        hi = f"yhat_hi_{lv}"
-        if hi not in fcm.columns:
-            continue
-        (lo_m, hi_m), _ = _pivot(fcm, [lo, hi], node_ids, "intervals")
-        sigma = (hi_m - lo_m) / (2 * norm.ppf(0.5 + lv / 200))
-        if not np.isfinite(sigma).all():
-            rows = np.unique(np.nonzero(~np.isfinite(sigma))[0])
-            raise DataError(
-                f"base intervals of model {model!r} are missing for node(s) "
-                f"{v.format_examples([node_ids[r] for r in rows])} (e.g. a one-observation "
-                "fallback); use intervals='bootstrap' or intervals=None."
-            )
-        break
-    return dates, yhat, sigma
-
-
-def _with_insample(
-    problem: Problem, insample: pd.DataFrame | None, model: str, node_ids: list[str]
-) -> Problem:
-    if insample is None or len(insample) == 0:
-        return problem
-    codes, names = pd.factorize(insample["model"])
-    if model not in set(names):
-        return problem
-    ins = insample[codes == list(names).index(model)]
-    (y, resid), _ = _pivot(ins, ["y", "resid"], node_ids, f"in-sample data of model {model!r}")
-    return replace(problem, y_insample=y, residuals=resid)  # shares the membership cache
-
-
-# ----------------------------------------------------------------------------- intervals
-def _interval_bounds(
-    intervals,
-    fitted: Fitted,
-    problem: Problem,
-    hier: Hierarchy,
-    yhat,
-    ytilde,
-    sigma,
-    levels,
-    model_samples,
-    n_samples,
-    seed,
-    nonnegative,
-    model,
-):  # noqa: ANN001, ANN202
-    if not levels or intervals is None:
-        return {}
-    if intervals == "gaussian":
-        if sigma is None:
-            raise ReconciliationError(
-                f"gaussian intervals need base intervals for model {model!r}: forecast with "
-                "level=[...] or choose intervals='bootstrap'."
-            )
-        sd = np.sqrt(np.maximum(fitted.variance(sigma**2), 0.0))
-        out = {}
-        for lv in levels:
-            z = norm.ppf(0.5 + lv / 200)
-            lo, hi = ytilde - z * sd, ytilde + z * sd
-            if nonnegative:
-                lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
-            out[lv] = (lo, hi)
-        return out
-    if intervals == "bootstrap":
-        paths = _bootstrap_paths(problem, yhat, n_samples, seed, model)
-    elif intervals == "samples":
-        if model_samples is None:
-            raise ReconciliationError(f"model {model!r} has no predictive samples.")
-        ids, arr = model_samples
-        order = pd.Index(ids).get_indexer(hier.node_ids)
+    bounds = {lv: (mats[1 + 2 * k], mats[2 + 2 * k]) for k, lv in enumerate(levels)}
+    y_ins = resid = None
+    if insample is not None and len(insample) and model in set(insample["model"]):
+        ins = insample[insample["model"].to_numpy() == model]
+        (y_ins, resid), _ = _pivot(ins, ["y", "resid"], node_ids, f"in-sample data of {what[13:]}")
+    paths = None
+    if samples is not None:
+        order = pd.Index(samples[0]).get_indexer(node_ids)
         if (order < 0).any():
             raise DataError(f"samples of model {model!r} miss some nodes of the hierarchy.")
-        paths = arr[order]
-    else:
-        raise ReconciliationError(f"unknown intervals {intervals!r}: gaussian, bootstrap, samples.")
-    n, h, s = paths.shape
-    flat = paths.reshape(n, h * s)
-    steps = np.repeat(np.arange(h), s)
-    rec = np.asarray(hier.S @ fitted.bottom(flat, "samples", steps)).reshape(n, h, s)
-    out = {}
-    for lv in levels:
-        q = np.quantile(rec, [0.5 - lv / 200, 0.5 + lv / 200], axis=2)
-        # with nonnegative=True the point forecast comes from the non-negative projection and
-        # the paths are clipped, so a bound can cross the point: widen the bound to it
-        out[lv] = (np.minimum(q[0], ytilde), np.maximum(q[1], ytilde))
-    return out
-
-
-def _bootstrap_paths(problem: Problem, yhat: np.ndarray, n_samples: int, seed: int, model: str):  # noqa: ANN202
-    if problem.residuals is None:
-        raise ReconciliationError(f"bootstrap intervals need in-sample residuals of {model!r}.")
-    keep = np.all(np.isfinite(problem.residuals), axis=0)
-    R = problem.residuals[:, keep]
-    if R.shape[1] < 2:
-        raise ReconciliationError("bootstrap intervals need at least 2 complete residual periods.")
-    rng = np.random.default_rng(seed)
-    h = yhat.shape[1]
-    idx = rng.integers(0, R.shape[1], size=(h, n_samples))  # same time index for every node
-    return yhat[:, :, None] + R[:, idx]
+        paths = samples[1][order]
+    return BaseArrays(model, np.asarray(dates), yhat, bounds, y_ins, resid, paths)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -431,20 +359,3 @@ def _tidy(node_ids, dates, model, method, ytilde, bounds) -> pd.DataFrame:  # no
         out[f"yhat_lo_{lv}"] = lo.ravel()
         out[f"yhat_hi_{lv}"] = hi.ravel()
     return out
-
-
-def _diagnostics(problem: Problem, model: str, method: str, yhat, ytilde) -> dict:  # noqa: ANN001
-    m = problem.m
-    viol = np.abs(np.asarray(problem.S @ ytilde[-m:]) - ytilde).max() if ytilde.size else 0.0
-    adj = np.abs(ytilde - yhat)
-    row = {
-        "model": model,
-        "method": method,
-        "max_coherence_violation": float(viol),
-        "negatives_before": int((yhat < 0).sum()),
-        "negatives_after": int((ytilde < 0).sum()),
-        "mean_abs_adjustment": float(adj.mean()),
-    }
-    for lv, rows in problem.levels.items():  # row indices of each level's nodes
-        row[f"adjustment[{lv}]"] = float(adj[rows].mean())
-    return row

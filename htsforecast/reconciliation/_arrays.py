@@ -1,0 +1,270 @@
+"""The array core of reconciliation: base forecasts in node order in, ``S P ŷ`` and bounds out.
+
+:func:`reconcile_arrays` takes one :class:`BaseArrays` per model (point forecasts, interval
+bounds by level, in-sample actuals and residuals, sample paths, rows in the hierarchy's node
+order) and returns one :class:`MethodResult` per (model, method), the unreconciled forecasts
+included as method ``"base"``. No frames: :func:`htsforecast.reconcile` wraps it (frames in,
+tidy frame out) and cross-validation calls it on each window's arrays directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from htsforecast import validation as v
+from htsforecast.errors import DataError, ReconciliationError
+from htsforecast.hierarchy import Hierarchy
+from htsforecast.reconciliation._methods import Fitted, Problem
+
+__all__ = ["BaseArrays", "MethodResult", "reconcile_arrays", "arrays_of_base", "Intervals"]
+
+Intervals = Literal["gaussian", "bootstrap", "samples"]
+Bounds = dict[int, tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True, eq=False)
+class BaseArrays:
+    """One model's base forecasts, rows in the hierarchy's node order.
+
+    Attributes
+    ----------
+    model : str
+    dates : ndarray of datetime64, shape (h,)
+    yhat : ndarray (n, h)
+    bounds : dict level -> (lo, hi), each (n, h)
+        The base prediction intervals (levels travel as keys, never as column names).
+    y_insample, residuals : ndarray (n, T) or None
+        In-sample actuals and residuals (NaN where a node has none).
+    samples : ndarray (n, h, n_samples) or None
+        The model's predictive sample paths.
+    """
+
+    model: str
+    dates: np.ndarray
+    yhat: np.ndarray
+    bounds: Bounds = field(default_factory=dict)
+    y_insample: np.ndarray | None = None
+    residuals: np.ndarray | None = None
+    samples: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class MethodResult:
+    """One (model, method) output: reconciled points, bounds by level, optional sample paths."""
+
+    model: str
+    method: str
+    ytilde: np.ndarray
+    bounds: Bounds
+    samples: np.ndarray | None = None
+    diagnostics: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def arrays_of_base(base: Any, node_ids: list[str]) -> list[BaseArrays] | None:
+    """Arrays of a :class:`~htsforecast.BaseForecasts` in ``node_ids`` order, without frames.
+
+    None when the base does not line up with the hierarchy (other nodes, or series whose
+    forecasts start at different dates); the caller then goes through the checked frame path,
+    which names the problem.
+    """
+    panel = base.panel
+    if set(map(str, panel.ids)) != set(node_ids) or len(panel.ids) != len(node_ids):
+        return None
+    if not (panel.end == panel.end[0]).all():
+        return None
+    pos = pd.Index([str(i) for i in panel.ids]).get_indexer(node_ids)
+    keep = panel.observed_columns()
+    y = panel.values[pos][:, keep]
+    dates = base.future_dates[0]
+    out = []
+    for m in base.models:
+        fitted = base.fitted[m][pos][:, keep]
+        samples = base.samples.get(m)
+        out.append(
+            BaseArrays(
+                model=m,
+                dates=dates,
+                yhat=base.mean[m][pos],
+                bounds={lv: (base.lo[m][lv][pos], base.hi[m][lv][pos]) for lv in base.level},
+                y_insample=y,
+                residuals=y - fitted,
+                samples=None if samples is None else samples[pos],
+            )
+        )
+    return out
+
+
+def reconcile_arrays(
+    inputs: list[BaseArrays],
+    hier: Hierarchy,
+    methods: Mapping[str, Any],
+    levels: tuple[int, ...],
+    intervals: Intervals | None = "gaussian",
+    n_samples: int = 1000,
+    seed: int = 0,
+    keep_samples: bool = False,
+) -> list[MethodResult]:
+    """Every method on every model's base arrays; the base itself first, as method ``"base"``.
+
+    ``keep_samples``: keep the reconciled sample paths (bootstrap / samples intervals) in the
+    results, for sample-based scores.
+    """
+    problem_base = problem_of(hier)
+    out = []
+    for base in inputs:
+        problem = problem_base
+        if base.y_insample is not None:  # shares the membership cache
+            problem = replace(problem, y_insample=base.y_insample, residuals=base.residuals)
+        out.append(
+            MethodResult(
+                base.model,
+                "base",
+                base.yhat,
+                {lv: base.bounds[lv] for lv in levels if lv in base.bounds},
+                base.samples if keep_samples else None,
+            )
+        )
+        for name, method in methods.items():
+            fitted = method.fit(problem, base.yhat)
+            ytilde = np.asarray(hier.S @ fitted.bottom(base.yhat, "point"))
+            nonneg = getattr(method, "nonnegative", False)
+            bounds, paths = _interval_bounds(
+                intervals, fitted, problem, hier, base, ytilde, levels, n_samples, seed, nonneg
+            )
+            out.append(
+                MethodResult(
+                    base.model,
+                    name,
+                    ytilde,
+                    bounds,
+                    paths if keep_samples else None,
+                    _diagnostics(problem, base.model, name, base.yhat, ytilde),
+                    dict(fitted.info),
+                )
+            )
+    return out
+
+
+def problem_of(hier: Hierarchy) -> Problem:
+    """The method input that depends on the hierarchy only (S, levels, default path)."""
+    index = {n: i for i, n in enumerate(hier.node_ids)}
+    levels = {k: np.array([index[n] for n in ids]) for k, ids in hier.levels.items()}
+    cols = list(hier.columns)
+    path: list[str] | None
+    if cols:
+        path = ["total"] + ["/".join(cols[: k + 1]) for k in range(len(cols))]
+        path = path if all(p in levels for p in path) else None
+    else:
+        path = list(levels) if hier.is_strict else None
+    return Problem(S=hier.S, levels=levels, default_path=path)
+
+
+# ----------------------------------------------------------------------------- intervals
+def _base_sigma(base: BaseArrays, node_ids: list[str]) -> np.ndarray | None:
+    """Base standard deviations implied by the narrowest base interval (Gaussian)."""
+    if not base.bounds:
+        return None
+    lv = min(base.bounds)
+    lo, hi = base.bounds[lv]
+    sigma = (hi - lo) / (2 * norm.ppf(0.5 + lv / 200))
+    if not np.isfinite(sigma).all():
+        rows = np.unique(np.nonzero(~np.isfinite(sigma))[0])
+        raise DataError(
+            f"base intervals of model {base.model!r} are missing for node(s) "
+            f"{v.format_examples([node_ids[r] for r in rows])} (e.g. a one-observation "
+            "fallback); use intervals='bootstrap' or intervals=None."
+        )
+    return sigma
+
+
+def _interval_bounds(
+    intervals: Intervals | None,
+    fitted: Fitted,
+    problem: Problem,
+    hier: Hierarchy,
+    base: BaseArrays,
+    ytilde: np.ndarray,
+    levels: tuple[int, ...],
+    n_samples: int,
+    seed: int,
+    nonnegative: bool,
+) -> tuple[Bounds, np.ndarray | None]:
+    """Reconciled bounds per level, and the reconciled sample paths when there are any."""
+    if not levels or intervals is None:
+        return {}, None
+    if intervals == "gaussian":
+        sigma = _base_sigma(base, hier.node_ids)
+        if sigma is None:
+            raise ReconciliationError(
+                f"gaussian intervals need base intervals for model {base.model!r}: forecast "
+                "with level=[...] or choose intervals='bootstrap'."
+            )
+        sd = np.sqrt(np.maximum(fitted.variance(sigma**2), 0.0))
+        out = {}
+        for lv in levels:
+            z = norm.ppf(0.5 + lv / 200)
+            lo, hi = ytilde - z * sd, ytilde + z * sd
+            if nonnegative:
+                lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+            out[lv] = (lo, hi)
+        return out, None
+    if intervals == "bootstrap":
+        paths = _bootstrap_paths(problem, base.yhat, n_samples, seed, base.model)
+    elif intervals == "samples":
+        if base.samples is None:
+            raise ReconciliationError(f"model {base.model!r} has no predictive samples.")
+        paths = base.samples
+    else:
+        raise ReconciliationError(f"unknown intervals {intervals!r}: gaussian, bootstrap, samples.")
+    n, h, s = paths.shape
+    flat = paths.reshape(n, h * s)
+    steps = np.repeat(np.arange(h), s)
+    rec = np.asarray(hier.S @ fitted.bottom(flat, "samples", steps)).reshape(n, h, s)
+    out = {}
+    for lv in levels:
+        q = np.quantile(rec, [0.5 - lv / 200, 0.5 + lv / 200], axis=2)
+        # with nonnegative=True the point forecast comes from the non-negative projection and
+        # the paths are clipped, so a bound can cross the point: widen the bound to it
+        out[lv] = (np.minimum(q[0], ytilde), np.maximum(q[1], ytilde))
+    return out, rec
+
+
+def _bootstrap_paths(
+    problem: Problem, yhat: np.ndarray, n_samples: int, seed: int, model: str
+) -> np.ndarray:
+    if problem.residuals is None:
+        raise ReconciliationError(f"bootstrap intervals need in-sample residuals of {model!r}.")
+    keep = np.all(np.isfinite(problem.residuals), axis=0)
+    R = problem.residuals[:, keep]
+    if R.shape[1] < 2:
+        raise ReconciliationError("bootstrap intervals need at least 2 complete residual periods.")
+    rng = np.random.default_rng(seed)
+    h = yhat.shape[1]
+    idx = rng.integers(0, R.shape[1], size=(h, n_samples))  # same time index for every node
+    return yhat[:, :, None] + R[:, idx]
+
+
+def _diagnostics(
+    problem: Problem, model: str, method: str, yhat: np.ndarray, ytilde: np.ndarray
+) -> dict[str, Any]:
+    m = problem.m
+    viol = np.abs(np.asarray(problem.S @ ytilde[-m:]) - ytilde).max() if ytilde.size else 0.0
+    adj = np.abs(ytilde - yhat)
+    row: dict[str, Any] = {
+        "model": model,
+        "method": method,
+        "max_coherence_violation": float(viol),
+        "negatives_before": int((yhat < 0).sum()),
+        "negatives_after": int((ytilde < 0).sum()),
+        "mean_abs_adjustment": float(adj.mean()),
+    }
+    for lv, rows in problem.levels.items():  # row indices of each level's nodes
+        row[f"adjustment[{lv}]"] = float(adj[rows].mean())
+    return row
