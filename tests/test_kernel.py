@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from htsforecast import Hierarchy, ReconciliationError
 from htsforecast.reconciliation import BottomUp, MiddleOut, MinTrace, TopDown
 from htsforecast.reconciliation import _covariance as cov
-from htsforecast.reconciliation._api import _problem
+from htsforecast.reconciliation._arrays import problem_of as _problem
 from htsforecast.reconciliation._kernel import LowRankW
 from htsforecast.reconciliation._methods import Fitted, Problem
 from htsforecast.reconciliation._variance import (
