@@ -6,13 +6,18 @@ functions, ``_add_<name>_parser(subparsers)`` (registers its options and sets ``
 first in :data:`_SUBCOMMANDS`.
 
 Errors raised on purpose (:class:`~htsforecast.errors.HTSError`) and file errors (``OSError``)
-end the program with one line ``htsforecast: error: <message>`` on stderr and exit code 2.
+end the program with one line ``htsforecast: error: <message>`` on stderr and exit code 2, with
+API option spellings in the message rewritten as the command-line options (:func:`cli_hints`).
+Exit codes: 0 success, 1 internal error, 2 bad input or usage, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from htsforecast import __version__
@@ -51,37 +56,50 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
+    from htsforecast._config import SETTINGS
     from htsforecast.job import METHODS, MODELS
 
     p = subparsers.add_parser(
         "run",
         help="the whole job: aggregate, forecast, reconcile, evaluate, write files",
         description="Aggregate the data to every node, fit base forecasts, reconcile them with "
-        "every method, evaluate by rolling-origin cross-validation, pick the best model x method "
-        "and write forecasts.csv, accuracy.csv, selection.json and plots. With no arguments it "
-        "runs on the bundled radon panel.",
+        "every method, evaluate by rolling-origin cross-validation, pick the best coherent "
+        "model x method and write forecasts, best_forecasts, accuracy, selection.json, run.json "
+        "and plots. With no arguments it runs on the bundled radon panel.",
     )
-    p.add_argument("--data", help="bottom-level data, CSV or Parquet (default: bundled data set)")
-    p.add_argument("--dataset", help="bundled data set used without --data (default radon_panel)")
-    p.add_argument("--formula", help="hierarchy, e.g. '(state / county) * floor'")
-    p.add_argument("--time-col", dest="time_col", help="date column (default ds)")
-    p.add_argument("--target-col", dest="target_col", help="value column (default y)")
-    p.add_argument("--freq", help="pandas frequency alias: MS, QS, W, D ... (never guessed)")
-    p.add_argument("--h", type=int, help="forecast horizon (default: one season)")
-    p.add_argument("--models", help=f"comma-separated, from: {', '.join(MODELS)} (default ets)")
-    p.add_argument("--methods", help=f"comma-separated, from: {', '.join(METHODS)}")
-    p.add_argument("--level", help="interval levels, e.g. 80,95")
-    p.add_argument("--cv-windows", dest="cv_windows", type=int, help="CV origins (default 1)")
-    p.add_argument("--metric", help="selection metric: mase, rmse, mae (default mase)")
-    p.add_argument(
-        "--nonnegative",
-        action="store_true",
-        default=None,
-        help="non-negative MinTrace forecasts (negative bottoms fixed at 0, re-projected)",
-    )
-    p.add_argument("--n-jobs", dest="n_jobs", type=int, help="parallel jobs (default -1: all)")
-    p.add_argument("--out", help="output directory (default ./htsforecast-out/)")
-    p.add_argument("--no-plots", dest="plots", action="store_false", default=None)
+
+    def opt(name: str, *flags: str, **kw: object) -> None:
+        kw.setdefault("help", SETTINGS[name].help)
+        p.add_argument(*(flags or (f"--{name.replace('_', '-')}",)), dest=name, **kw)  # type: ignore[arg-type]
+
+    opt("data", help="bottom-level data, CSV or Parquet (default: bundled data set)")
+    opt("dataset", help="bundled data set used without --data (default radon_panel)")
+    opt("formula")
+    opt("time_col", help="date column (default ds)")
+    opt("target_col", help="value column (default y)")
+    opt("freq", help="pandas frequency alias: MS, QS, W-SUN, D ... (never guessed)")
+    opt("date_format", help="strftime format of the dates, or 'mixed' (default: inferred)")
+    opt("encoding", help="text encoding of a CSV file (default utf-8)")
+    opt("fill", choices=("zero",), help="gap policy: 'zero' when a missing row means zero")
+    opt("h", type=int, help="forecast horizon (default: one season)")
+    opt("models", help=f"comma-separated, from: {', '.join(MODELS)} (default ets)")
+    opt("methods", help=f"comma-separated, from: {', '.join(METHODS)}")
+    opt("level", help="interval levels, e.g. 80,95")
+    opt("intervals", choices=("gaussian", "bootstrap", "none"), help="interval kind (gaussian)")
+    opt("cv_windows", type=int, help="CV origins (default 1 when the history allows; 0: none)")
+    opt("metric", help="selection metric: mase, rmse, mae, coverage_80 ... (default mase)")
+    opt("nonnegative", action="store_true", default=None,
+        help="non-negative forecasts and intervals, for every method")  # fmt: skip
+    opt("allow_incoherent", action="store_true", default=None,
+        help="let the unreconciled 'base' forecasts be chosen")  # fmt: skip
+    opt("allow_fallback", action="store_true", default=None,
+        help="accept a model even when most of its nodes fell back")  # fmt: skip
+    opt("n_jobs", type=int, help="parallel jobs (default -1: all cores)")
+    opt("engine", help="dask (local cluster of --n-jobs workers), dask://host:port, or spark")
+    opt("out", help="output folder (default ./htsforecast-out/)")
+    opt("format", choices=("csv", "parquet"), help="output files (default: like --data)")
+    opt("plot_nodes", help="comma-separated node ids to plot (default: largest per level)")
+    opt("plots", "--no-plots", action="store_false", default=None, help="write no PNG plots")
     p.add_argument("--config", help="TOML file with the same settings (CLI options win)")
     p.set_defaults(func=_cmd_run)
 
@@ -90,8 +108,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from htsforecast.job import RunConfig, run
 
     options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config")}
-    run(RunConfig.from_sources(args.config, options))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            run(RunConfig.from_sources(args.config, options))
+        finally:
+            for line in summarize_warnings(caught):
+                print(f"notice: {line}", file=sys.stderr)
     return 0
+
+
+def summarize_warnings(caught: Sequence[warnings.WarningMessage]) -> list[str]:
+    """One line per distinct warning (numbers ignored when comparing), with a repeat count."""
+    seen: dict[str, tuple[str, int]] = {}
+    for w in caught:
+        if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning | FutureWarning):
+            continue
+        text = " ".join(str(w.message).split())
+        key = re.sub(r"[0-9.e+-]+", "#", text)
+        first, count = seen.get(key, (text, 0))
+        seen[key] = (first, count + 1)
+    return [text if n == 1 else f"{text} (and {n - 1} similar)" for text, n in seen.values()]
 
 
 #: Registration functions of the subcommands, in the order ``--help`` shows them.
@@ -120,9 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 on a usage error, an :class:`~htsforecast.errors.HTSError`, an
-        ``OSError`` or input pandas cannot read (``ValueError``/``TypeError``):
-        reported as one line on stderr, no traceback.
+        0 on success; 2 on a usage error or bad input (an
+        :class:`~htsforecast.errors.HTSError`, an ``OSError``, input pandas cannot read); 1 on an
+        unexpected internal error; 130 on Ctrl-C. Errors are one line on stderr, never a
+        traceback (set ``HTSFORECAST_DEBUG=1`` to see one).
     """
     parser = build_parser()
     try:
@@ -131,16 +169,60 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return int(args.func(args))
+    except KeyboardInterrupt:
+        _stop_workers()
+        print(f"{PROG}: interrupted, nothing written", file=sys.stderr)
+        return 130
     except (HTSError, OSError) as exc:
         return _fail(str(exc))
     except (ValueError, TypeError) as exc:
-        # input pandas/numpy could not read (unparseable dates, malformed CSV, bad config
-        # values): still one line, naming the exception type
+        # input pandas/numpy could not read (unparseable dates, malformed CSV): still one line
         return _fail(f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # a bug: one line, exit 1, traceback only on request
+        if os.environ.get("HTSFORECAST_DEBUG"):
+            raise
+        print(
+            f"{PROG}: internal error ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+            "please report it, with HTSFORECAST_DEBUG=1 for the traceback",
+            file=sys.stderr,
+        )
+        return 1
+
+
+#: API spellings in error messages and their command-line equivalents.
+_CLI_HINTS: list[tuple[str, str]] = [
+    (r"Hierarchy\.aggregate\(\.\.\., fill='zero'\)", "--fill zero"),
+    (r"fill='zero'", "--fill zero"),
+    (r"intervals='bootstrap'", "--intervals bootstrap"),
+    (r"intervals=None", "--intervals none"),
+    (r"cross_validate\(metrics=\.\.\.\)", "--metric"),
+    (r"format='mixed'", "--date-format mixed"),
+    (r"pass level=\[[0-9, ]*\]", "pass --level 80,95"),
+    (r"forecast with level=\[\.\.\.\]", "use --level 80,95"),
+    (r"\bn_windows\b", "--cv-windows"),
+    (r"\bfreq='([^']*)'", r"--freq \1"),
+]
+
+
+def cli_hints(text: str) -> str:
+    """Rewrite API option spellings in ``text`` as the command-line options that set them."""
+    for pattern, repl in _CLI_HINTS:
+        text = re.sub(pattern, repl, text)
+    return text
+
+
+def _stop_workers() -> None:
+    """Shut down joblib's reusable worker processes so that Ctrl-C leaves none behind."""
+    try:
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=False, kill_workers=True)
+    except Exception:  # noqa: BLE001 - best effort while exiting
+        pass
 
 
 def _fail(text: str) -> int:
-    message = " ".join(text.split())  # one line, whatever the exception text holds
+    message = " ".join(cli_hints(text).split())  # one line, whatever the exception text holds
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return 2
 

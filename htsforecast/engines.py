@@ -27,9 +27,10 @@ panel, and reconciliation needs it there anyway; the cluster does the expensive 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -40,7 +41,7 @@ from htsforecast._progress import progress_bar, progress_enabled
 from htsforecast.errors import HTSError
 from htsforecast.models._execution import Executor
 
-__all__ = ["DaskExecutor", "SparkExecutor", "executor_for"]
+__all__ = ["DaskExecutor", "SparkExecutor", "executor_for", "open_engine"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -114,6 +115,64 @@ def _named_engine(name: str, show: bool) -> Executor:
             )
         return SparkExecutor(session, progress=show)
     raise ValueError(f"engine must be 'dask' or 'spark' when given as a string, got {name!r}.")
+
+
+@contextlib.contextmanager
+def open_engine(spec: str | None, n_jobs: int = -1) -> Iterator[Any]:
+    """The engine a command-line user names, opened for the run and closed after it.
+
+    Parameters
+    ----------
+    spec : None, "dask", "dask://host:port", "tcp://host:port" or "spark"
+        ``None``: this machine (yields None). ``"dask"``: a local Dask cluster of ``n_jobs``
+        single-threaded worker processes (``-1``: one per core). ``"dask://host:port"``: the
+        existing scheduler at that address. ``"spark"``: the active Spark session, or a local one
+        with ``n_jobs`` cores.
+    """
+    if spec is None:
+        yield None
+        return
+    if spec == "spark":
+        from pyspark.sql import SparkSession
+
+        session = SparkSession.getActiveSession()
+        if session is not None:
+            yield session
+            return
+        cores = "*" if n_jobs < 1 else str(n_jobs)
+        session = SparkSession.builder.master(f"local[{cores}]").getOrCreate()
+        try:
+            yield session
+        finally:
+            session.stop()
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise HTSError(
+            '--engine dask needs dask.distributed: pip install "htsforecast[dask]".'
+        ) from exc
+    if spec == "dask":
+        workers = (os.cpu_count() or 1) if n_jobs < 1 else n_jobs
+        with (
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+        return
+    address = "tcp://" + spec.split("://", 1)[1]
+    try:
+        client = Client(address, timeout=10)
+    except OSError as exc:
+        raise HTSError(
+            f"--engine {spec}: cannot reach the Dask scheduler at {address}: {exc}"
+        ) from None
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def _chunks(n: int, n_jobs: int, per_job: int) -> list[np.ndarray]:

@@ -7,7 +7,14 @@ ValueError`` code keeps working.
 
 from __future__ import annotations
 
-__all__ = ["HTSError", "HierarchyError", "DataError", "FormulaError", "ReconciliationError"]
+__all__ = [
+    "HTSError",
+    "HierarchyError",
+    "DataError",
+    "FormulaError",
+    "ReconciliationError",
+    "DataWarning",
+]
 
 
 class HTSError(Exception):
@@ -28,3 +35,8 @@ class DataError(HTSError, ValueError):
 
 class ReconciliationError(HTSError, ValueError):
     """A reconciliation method cannot be applied to the given hierarchy or forecasts."""
+
+
+class DataWarning(UserWarning):
+    """The data was accepted, but a documented policy changed how it is read (e.g. a series that
+    ends early is treated as closed)."""

@@ -12,6 +12,7 @@ ch. 11 "Forecasting hierarchical or grouped time series".
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ import scipy.sparse as sp
 from htsforecast import validation as v
 from htsforecast._exog import ExogGrid, aggregate_exog
 from htsforecast._formula import ParsedFormula, parse_formula
-from htsforecast.errors import DataError, HierarchyError
+from htsforecast.errors import DataError, DataWarning, HierarchyError
 
 __all__ = ["Hierarchy", "AGGREGATED", "TOTAL"]
 
@@ -247,14 +248,28 @@ class Hierarchy:
             Missing columns, NaN keys, NaN or non-numeric target, duplicate (keys, date) rows,
             dates off ``freq``, gaps (with ``fill=None``).
         HierarchyError
-            A child key under two parents of a nested part of the formula, or data whose
+            A key column named like an output column (``level``, ``model`` ...), or data whose
             bottom series differ from those this hierarchy was built on.
+
+        Notes
+        -----
+        Nesting follows fable's grammar: in ``state / county`` a county is identified by its
+        state too, so the same county label under two states gives two nodes
+        (``state=IN/county=ADAMS`` and ``state=PA/county=ADAMS``). Key values keep their exact
+        spelling (``"01"`` and ``"1"`` are different nodes); two values that print the same
+        (``1`` and ``"1"`` in one column) are an error, never merged.
+
+        Ragged histories (without ``fill``): each bottom series lives from its first to its last
+        observation. Before its first one it is absent (it adds 0 to its aggregates and its model
+        is fitted on its own span); after its last one it is closed (0 from then on, with a
+        :class:`~htsforecast.errors.DataWarning`); a missing date inside the span is a gap.
         """
         if self._formula is None:
             raise HierarchyError("aggregate needs a formula; this Hierarchy came from S_df/tags.")
         if fill not in (None, "zero"):
             raise DataError(f"fill must be None or 'zero', got {fill!r}.")
         keys = list(self._formula.columns)
+        _check_reserved(keys)
         v.require_columns(df, [*keys, time_col, *([target_col] if target_col else [])])
         if len(df) == 0:
             raise DataError("data has no rows.")
@@ -263,7 +278,6 @@ class Hierarchy:
         values = v.check_target(df, target_col) if target_col else np.ones(len(df))
         dates = v.to_datetime(df, time_col)
         row_codes, bottom_keys = _factorize_keys(df, keys)
-        _check_nesting(bottom_keys, self._formula.nestings)
         bottom_ids = _node_ids(bottom_keys, keys)
         structure = self._structure_for(bottom_keys, bottom_ids)
         pos = pd.Index(structure.node_ids[-structure.S.shape[1] :]).get_indexer(bottom_ids)
@@ -277,17 +291,13 @@ class Hierarchy:
         _check_duplicate_cells(df, codes * len(grid) + t_codes, [*keys, time_col])
         Yb = np.full((structure.S.shape[1], len(grid)), np.nan)
         Yb[codes, t_codes] = values
-        if fill is None:
-            hint = (
-                "Pass fill='zero' if a missing row means zero, or complete the data first."
-                if freq
-                else "Every bottom series must have every date that occurs in the data; pass "
-                "fill='zero' if a missing row means zero."
-            )
-            v.check_gaps(~np.isnan(Yb), self.bottom_ids, grid, hint)
-        else:
-            Yb = np.nan_to_num(Yb, nan=0.0)
-        out = _long_frame(structure, structure.S @ Yb, grid)
+        first = _spans(Yb, self.bottom_ids, grid, fill, freq)
+        Yb = np.nan_to_num(Yb, nan=0.0)
+        all_values = structure.S @ Yb
+        _check_overflow(all_values, structure.node_ids, target_col or "y")
+        start = np.minimum.reduceat(first[structure.S.indices], structure.S.indptr[:-1])
+        keep = np.arange(len(grid))[None, :] >= start[:, None]
+        out = _long_frame(structure, all_values, grid, keep)
         if target_col is None:
             out = out.drop(columns="y")
         if exog:
@@ -297,7 +307,7 @@ class Hierarchy:
                 exog, df, g, Yb if target_col else None, self._exog_weights
             )
             self._exog_weights = self._exog_weights if weights is None else weights
-            out = out.assign(**{name: x.ravel() for name, x in cols.items()})
+            out = out.assign(**{name: x[keep] for name, x in cols.items()})
         return out
 
     def _structure_for(self, bottom_keys: pd.DataFrame, bottom_ids: list[str]) -> _Structure:
@@ -361,9 +371,22 @@ def _factorize_keys(df: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, pd.D
                 f"{v.format_examples(bad)}. Drop those rows or give them a value."
             )
         values = np.asarray(uniques).astype(str)
-        if len(pd.unique(values)) != len(values):  # e.g. 1 and "1": one label, one node
-            codes, uniques = pd.factorize(df[col].astype(str))
-            values = np.asarray(uniques).astype(str)
+        if len(pd.unique(values)) != len(values):  # e.g. 1 and "1": same label, two values
+            labels = pd.Series(values)
+            same = labels[labels.duplicated(keep=False)]
+            shown = [repr(u) for u, lab in zip(uniques, values) if lab in set(same)]
+            raise DataError(
+                f"key column '{col}' has different values that print the same: "
+                f"{v.format_examples(shown)}; htsforecast never merges keys. Make the column one "
+                f"type first, e.g. df['{col}'] = df['{col}'].astype(str)."
+            )
+        empty = np.flatnonzero(values == "")
+        if len(empty):
+            bad = df.index[np.isin(codes, empty)]
+            raise DataError(
+                f"key column '{col}' has {len(bad)} empty value(s), at row(s) "
+                f"{v.format_examples(bad)}. Drop those rows or give them a value."
+            )
         bad = [x for x in values if "/" in x or "=" in x]
         if bad:
             raise DataError(
@@ -464,33 +487,87 @@ def _build_structure(
     return _Structure(S, tuple(node_ids), levels, keys_df, bk)
 
 
-def _check_nesting(work: pd.DataFrame, nestings: Sequence[tuple[tuple[str, ...], str]]) -> None:
-    """A nested child value (e.g. a county code) must sit under exactly one parent."""
-    for parents, child in nestings:
-        pairs = work[[*parents, child]].drop_duplicates()
-        counts = pairs.groupby(child, sort=True).size()
-        bad = counts[counts > 1]
-        if len(bad):
-            value = bad.index[0]
-            under = pairs.loc[pairs[child] == value, list(parents)]
-            shown = ["/".join(f"{p}={r[p]}" for p in parents) for _, r in under.head(5).iterrows()]
-            raise HierarchyError(
-                f"'{child}' is nested in ({', '.join(parents)}) but {child}={value!r} appears "
-                f"under {len(under)} parents: {', '.join(shown)} ({len(bad)} such {child} "
-                f"value(s) in all). Make {child} values unique (e.g. prefix them with the "
-                f"parent), or cross instead of nest ('*')."
-            )
-
-
-def _long_frame(st: _Structure, values: np.ndarray, grid: pd.DatetimeIndex) -> pd.DataFrame:
-    n, T = values.shape
+def _long_frame(
+    st: _Structure, values: np.ndarray, grid: pd.DatetimeIndex, keep: np.ndarray
+) -> pd.DataFrame:
+    """Long ``unique_id, ds, y`` of the cells ``keep`` (each node from its first date on)."""
+    rows, cols = np.nonzero(keep)
     return pd.DataFrame(
         {
-            "unique_id": np.repeat(np.asarray(st.node_ids, dtype=object), T),
-            "ds": np.tile(grid.to_numpy(), n),
-            "y": values.ravel(),
+            "unique_id": np.asarray(st.node_ids, dtype=object)[rows],
+            "ds": grid.to_numpy()[cols],
+            "y": values[rows, cols],
         }
     )
+
+
+def _spans(
+    Yb: np.ndarray,
+    labels: Sequence[str],
+    grid: pd.DatetimeIndex,
+    fill: str | None,
+    freq: str | None,
+) -> np.ndarray:
+    """Apply the gap policy to the bottom matrix in place; return each bottom's first period.
+
+    Without ``fill``, a bottom series lives from its first to its last observation (a product
+    launched late, a store closed early): missing cells inside that span are gaps (an error),
+    before it they are absent (the series contributes 0 to its aggregates and is modelled on its
+    own span), and after it the series is closed (0 from then on, with a notice).
+    ``fill="zero"`` sets every missing cell of the grid to 0 (the series then spans the grid).
+    """
+    present = ~np.isnan(Yb)
+    T = Yb.shape[1]
+    if fill == "zero":
+        Yb[~present] = 0.0
+        return np.zeros(len(Yb), dtype=np.int64)
+    first = np.argmax(present, axis=1)
+    last = T - 1 - np.argmax(present[:, ::-1], axis=1)
+    t = np.arange(T)[None, :]
+    inside = (t >= first[:, None]) & (t <= last[:, None])
+    hint = (
+        "Pass fill='zero' if a missing row means zero, or complete the data first."
+        if freq
+        else "Every bottom series must have every date between its first and last one; pass "
+        "fill='zero' if a missing row means zero."
+    )
+    v.check_gaps(present | ~inside, labels, grid, hint)
+    closed = np.flatnonzero(last < T - 1)
+    if len(closed):
+        Yb[t > last[:, None]] = 0.0
+        warnings.warn(
+            f"{len(closed)} bottom series end before the last date "
+            f"{grid[-1].date()} (e.g. {v.format_examples([labels[i] for i in closed], 3)}): "
+            "they are treated as closed, 0 after their last observation.",
+            DataWarning,
+            stacklevel=4,
+        )
+    return first.astype(np.int64)
+
+
+def _check_overflow(values: np.ndarray, node_ids: Sequence[str], target_col: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        nodes = [node_ids[i] for i in np.unique(np.nonzero(bad)[0])]
+        raise DataError(
+            f"summing target column '{target_col}' overflows float64 at node(s) "
+            f"{v.format_examples(nodes)}: the values are too large (near 1e308). Rescale the "
+            "target first (e.g. divide it by 1e6)."
+        )
+
+
+#: Column names htsforecast's outputs use; a key column may not take one of them.
+RESERVED = ("unique_id", "level", "model", "method", "cutoff", "horizon", "metric", "value")
+
+
+def _check_reserved(keys: Sequence[str]) -> None:
+    clash = [k for k in keys if k in RESERVED or k.startswith("yhat")]
+    if clash:
+        raise HierarchyError(
+            f"key column(s) {clash} clash with htsforecast's own output columns "
+            f"({', '.join(RESERVED)}, yhat*); rename them first, e.g. "
+            f"df.rename(columns={{{clash[0]!r}: {clash[0] + '_'!r}}})."
+        )
 
 
 def level_owner(S: sp.spmatrix, rows: np.ndarray) -> np.ndarray | None:

@@ -1,29 +1,42 @@
 """The whole job in one call: data -> hierarchy -> base forecasts -> every method -> CV -> files.
 
 This is what ``htsforecast run`` executes (the CLI only parses arguments into a
-:class:`RunConfig`). Steps:
+:class:`RunConfig`). Steps, each a helper below:
 
-1. load the bottom-level data (a bundled data set, or a CSV/Parquet file with a formula),
-2. aggregate it to every node of the hierarchy,
-3. rolling-origin cross-validation of every model x reconciliation method
-   (:func:`htsforecast.cross_validate`) and the choice of the best pair by one metric,
-4. base forecasts on the full history reconciled by every method,
-5. write ``forecasts.csv`` (``unique_id, ds, model, method, yhat`` + interval columns),
-   ``accuracy.csv`` (``level, model, method, metric, value``), ``selection.json`` and PNG plots.
+1. check the settings and the output folder, read the data (keys as written),
+2. aggregate it to every node of the hierarchy (once),
+3. base forecasts on the full history, reconciled by every method,
+4. rolling-origin cross-validation of every model x method and the choice of the best coherent
+   pair by one metric (skipped with ``cv_windows=0``),
+5. write every file into a temporary folder that replaces ``out`` only when all are written:
+   ``forecasts``, ``best_forecasts`` and ``accuracy`` (CSV or Parquet), ``selection.json``,
+   ``run.json`` (what produced the folder) and PNG plots.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
+import platform
+import sys
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from htsforecast.errors import DataError
+from htsforecast._config import RunConfig
+from htsforecast._io import (
+    STAMP,
+    check_output_dir,
+    file_sha256,
+    is_parquet,
+    output_transaction,
+    read_table,
+)
+from htsforecast.errors import DataError, HTSError
 from htsforecast.reconciliation import _registry
 from htsforecast.validation import to_datetime
 
@@ -51,55 +64,6 @@ MODELS: dict[str, str] = {
 #: Reconciliation method names accepted by ``--methods`` (read from the one registry,
 #: :mod:`htsforecast.reconciliation._registry`).
 METHODS: dict[str, str] = {name: spec.doc for name, spec in _registry.methods().items()}
-_DEFAULT_METHODS = _registry.default_methods()
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Settings of one run (CLI options / ``--config run.toml`` keys have the same names).
-
-    ``data=None`` uses the bundled ``dataset`` with its own formula and frequency.
-    """
-
-    data: str | None = None
-    dataset: str = "radon_panel"
-    formula: str | None = None
-    time_col: str = "ds"
-    target_col: str = "y"
-    freq: str | None = None
-    h: int | None = None
-    models: tuple[str, ...] = ("ets",)
-    methods: tuple[str, ...] = _DEFAULT_METHODS
-    level: tuple[int, ...] = (80, 95)
-    cv_windows: int = 1
-    metric: str = "mase"
-    nonnegative: bool = False
-    n_jobs: int = -1
-    out: str = "htsforecast-out"
-    plots: bool = True
-
-    @classmethod
-    def from_sources(
-        cls, config_file: str | None = None, overrides: Mapping[str, Any] | None = None
-    ) -> RunConfig:
-        """Defaults, then the TOML file, then ``overrides`` (keys with value None are ignored)."""
-        values: dict[str, Any] = {}
-        if config_file is not None:
-            values.update(_read_toml(config_file))
-        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise DataError(f"unknown setting(s) {unknown}; known settings are {sorted(known)}.")
-        for key in ("models", "methods"):
-            if isinstance(values.get(key), str):
-                values[key] = tuple(s.strip() for s in values[key].split(",") if s.strip())
-        if isinstance(values.get("level"), str | int):
-            values["level"] = tuple(int(s) for s in str(values["level"]).split(",") if s.strip())
-        for key in ("models", "methods", "level"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -107,28 +71,10 @@ class RunResult:
     """What :func:`run` produced: frames in memory and the files written."""
 
     forecasts: pd.DataFrame
-    accuracy: pd.DataFrame
-    selection: Any
-    summary: pd.DataFrame
+    best: pd.DataFrame
+    accuracy: pd.DataFrame | None
+    selection: dict[str, Any]
     files: list[Path] = field(default_factory=list)
-
-
-def _read_toml(path: str) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib
-        except ModuleNotFoundError:
-            raise DataError(
-                "reading --config needs Python >= 3.11 or `pip install tomli`."
-            ) from None
-    with open(path, "rb") as fh:
-        try:
-            data = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise DataError(f"config file {path!r} is not valid TOML: {exc}") from None
-    return {k.replace("-", "_"): v for k, v in data.get("run", data).items()}
 
 
 def make_models(
@@ -186,28 +132,70 @@ def _check_names(names, known: Mapping[str, Any], what: str, docs: Mapping[str, 
         raise DataError(f"unknown {what}(s) {bad}; choose from {', '.join(docs)}.")
 
 
-def _load(cfg: RunConfig) -> tuple[pd.DataFrame, str, str]:
-    """Bottom-level frame, formula and frequency."""
+#: Share of a model's nodes that may fall back before the run fails (unless ``allow_fallback``).
+FALLBACK_LIMIT = 0.5
+#: Scores closer than this are reported as a tie.
+TIE = 5e-4
+
+
+@dataclass(frozen=True)
+class _Input:
+    """The bottom-level data and how to read it."""
+
+    df: pd.DataFrame
+    formula: str
+    freq: str
+    source: dict[str, Any]
+
+
+def _load(cfg: RunConfig) -> _Input:
+    """Bottom-level frame, formula, frequency and where they came from."""
     if cfg.data is None:
         from htsforecast.datasets import load_dataset
 
         ds = load_dataset(cfg.dataset)
-        return ds.data, cfg.formula or ds.formula, cfg.freq or ds.freq
-    path = Path(cfg.data)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file {str(path)!r} does not exist.")
+        return _Input(ds.data, cfg.formula or ds.formula, cfg.freq or ds.freq,
+                      {"dataset": cfg.dataset})  # fmt: skip
     if cfg.formula is None or cfg.freq is None:
         raise DataError(
             "--data needs --formula (e.g. '(state / county) * floor') and --freq "
             "(a pandas alias such as MS, QS, D); they are never guessed."
         )
-    if path.suffix.lower() in (".parquet", ".pq"):
-        df = pd.read_parquet(path)
+    from htsforecast.hierarchy import Hierarchy
+
+    keys = Hierarchy.from_formula(cfg.formula).columns
+    df = read_table(cfg.data, keys, cfg.time_col, cfg.target_col, cfg.encoding)
+    if cfg.date_format is not None:
+        try:
+            df[cfg.time_col] = pd.to_datetime(df[cfg.time_col], format=cfg.date_format)
+        except (ValueError, TypeError) as exc:
+            raise DataError(
+                f"time column '{cfg.time_col}' does not match --date-format: {exc}"
+            ) from None
     else:
-        df = pd.read_csv(path)
-    if cfg.time_col in df.columns:
         df[cfg.time_col] = to_datetime(df, cfg.time_col)
-    return df, cfg.formula, cfg.freq
+    source = {"data": str(Path(cfg.data).resolve()), "sha256": file_sha256(cfg.data)}
+    return _Input(df, cfg.formula, cfg.freq, source)
+
+
+def _cv_windows(cfg: RunConfig, n_dates: int, h: int, m: int, echo: Callable[[str], None]) -> int:
+    """Windows to evaluate: ``cv_windows``, or 1 when it fits (else 0 with a notice)."""
+    fit = max(0, (n_dates - h - 1 - m) // h + 1)  # expanding windows, h apart, >= m + 1 to train
+    if cfg.cv_windows is None:
+        if fit >= 1:
+            return 1
+        echo(
+            f"notice: {n_dates} periods are too few to evaluate h={h} (training needs "
+            f"{m + 1} periods before the test window); forecasting without evaluation."
+        )
+        return 0
+    if cfg.cv_windows > fit:
+        raise DataError(
+            f"--cv-windows {cfg.cv_windows} does not fit {n_dates} periods with --h {h}: "
+            f"{fit} window(s) fit (each trains on at least {m + 1} periods). Use --cv-windows "
+            f"{fit}" + (", or a smaller --h." if fit else " to forecast without evaluation.")
+        )
+    return cfg.cv_windows
 
 
 def run(
@@ -219,81 +207,207 @@ def run(
     -------
     RunResult
     """
-    from htsforecast._cv import cross_validate
-    from htsforecast._forecast import forecast
+    from htsforecast import forecast, reconcile
+    from htsforecast.engines import open_engine
     from htsforecast.hierarchy import Hierarchy
     from htsforecast.models import season_length_for
-    from htsforecast.reconciliation import reconcile
-    from htsforecast.selection import select_best
     from htsforecast.validation import validate_panel
 
-    metrics = ("mase", "rmse", "mae", *(f"coverage_{lv}" for lv in sorted(cfg.level)))
+    metrics = ("mase", "rmse", "mae", *(f"coverage_{lv}" for lv in cfg.level))
     if cfg.metric not in metrics:
         raise DataError(f"unknown selection metric {cfg.metric!r}; choose from {list(metrics)}.")
-    df, formula, freq = _load(cfg)
-    hier = Hierarchy.from_formula(formula)
-    Y = hier.aggregate(df, time_col=cfg.time_col, target_col=cfg.target_col, freq=freq)
-    m = season_length_for(freq)
-    if cfg.h is not None and int(cfg.h) < 1:
-        raise DataError(f"h must be a positive number of periods, got {cfg.h!r}.")
+    out = check_output_dir(cfg.out)
+    data = _load(cfg)
+    hier = Hierarchy.from_formula(data.formula)
+    Y = hier.aggregate(
+        data.df, time_col=cfg.time_col, target_col=cfg.target_col, freq=data.freq, fill=cfg.fill
+    )
+    m = season_length_for(data.freq)
     h = cfg.h if cfg.h is not None else max(m, 1)
     models = make_models(cfg.models, m, n_obs=len(Y))
     methods = make_methods(cfg.methods, cfg.nonnegative)
-    level = sorted(cfg.level)
+    n_dates = Y["ds"].nunique()
+    windows = _cv_windows(cfg, n_dates, h, m, echo)
+    _notice_unused(data.df, hier.columns, cfg, echo)
     echo(
-        f"{hier.n_nodes} series ({hier.n_bottom} bottom) x {Y['ds'].nunique()} periods, "
-        f"formula {formula!r}, freq {freq}; h={h}, {cfg.cv_windows} CV window(s), "
+        f"{hier.n_nodes} series ({hier.n_bottom} bottom) x {n_dates} periods, "
+        f"formula {data.formula!r}, freq {data.freq}; h={h}, {windows} CV window(s), "
         f"models {list(models)}, methods {list(methods)}"
     )
-    panel = validate_panel(Y, freq, nodes=hier.node_ids)  # once: CV and the final fit share it
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        cv = cross_validate(
-            panel, hier, models, methods, h=h, n_windows=cfg.cv_windows, freq=freq, level=level,
-            metrics=("mase", "rmse", "mae", "coverage"), season_length=m, n_jobs=cfg.n_jobs,
-            progress=progress,
-        ).table  # fmt: skip
-    selection = select_best(cv, cfg.metric)
-    base = forecast(panel, models, h=h, freq=freq, level=level, n_jobs=cfg.n_jobs,
-                    progress=progress)  # fmt: skip
-    forecasts = reconcile(base, hier, methods=methods, level=level).forecasts
-    summary = _summary(cv, selection, cfg.metric)
-    files = _write(cfg, hier, Y, forecasts, cv, selection)
-    echo(f"\n{cfg.metric} by level (cross-validation, model {selection.model!r}):")
-    echo(summary.round(3).to_string())
-    echo(
-        f"\nchosen: model={selection.model!r} method={selection.method!r} "
-        f"({cfg.metric} over all series {selection.scores['all']:.3f})"
-    )
-    echo(f"wrote {', '.join(str(p) for p in files)}")
-    return RunResult(forecasts, cv, selection, summary, files)
+    level = list(cfg.level)
+    intervals = None if cfg.intervals == "none" else cfg.intervals
+    panel = validate_panel(Y, data.freq, nodes=hier.node_ids)  # once: CV and the final fit share it
+    with open_engine(cfg.engine, cfg.n_jobs) as engine:
+        fkw: dict[str, Any] = {"engine": engine} if engine is not None else {}
+        base = forecast(panel, models, h=h, freq=data.freq, level=level, n_jobs=cfg.n_jobs,
+                        progress=progress, **fkw)  # fmt: skip
+        _check_fallbacks(base.fallbacks, hier.n_nodes, cfg.allow_fallback)
+        rec = reconcile(base, hier, methods=methods, level=level, intervals=intervals)
+        cv = _evaluate(panel, hier, models, methods, h, windows, data.freq, level, m, cfg,
+                       progress, fkw, intervals)  # fmt: skip
+    selection = _select(cv, cfg, list(models), list(methods), echo)
+    best = _best_frame(rec.forecasts, hier, selection)
+    settings = {**asdict(cfg), "h": h, "freq": data.freq, "formula": data.formula,
+                "cv_windows": windows, **data.source}  # fmt: skip
+    selection["settings"] = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
+    fmt = cfg.format or ("parquet" if cfg.data and is_parquet(cfg.data) else "csv")
+    with output_transaction(out) as tmp:
+        _write(tmp, fmt, rec.forecasts, best, cv, selection)
+        if cfg.plots:
+            _plots(tmp, hier, Y, rec.forecasts, cv, selection, cfg)
+        _stamp(tmp, settings)
+    files = sorted(out.iterdir())
+    _report(echo, cv, selection, cfg.metric)
+    echo(f"wrote {out}/: {', '.join(p.name for p in files)}")
+    return RunResult(rec.forecasts, best, None if cv is None else cv, selection, files)
 
 
-def _summary(cv: pd.DataFrame, selection: Any, metric: str) -> pd.DataFrame:
-    sub = cv[(cv["metric"] == metric) & (cv["model"] == selection.model)]
-    return sub.pivot_table(index="level", columns="method", values="value", sort=False)
+def _evaluate(Y, hier, models, methods, h, windows, freq, level, m, cfg, progress, fkw, intervals):  # noqa: ANN001, ANN202
+    if windows == 0:
+        return None
+    from htsforecast import cross_validate
+
+    cv = cross_validate(
+        Y, hier, models, methods, h=h, n_windows=windows, freq=freq, level=level,
+        metrics=("mase", "rmse", "mae", "coverage"), season_length=m, n_jobs=cfg.n_jobs,
+        progress=progress, forecast_kwargs=fkw, reconcile_kwargs={"intervals": intervals},
+    )  # fmt: skip
+    return cv.table
 
 
-def _write(cfg: RunConfig, hier, Y, forecasts, cv, selection) -> list[Path]:  # noqa: ANN001
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = [out / "forecasts.csv", out / "accuracy.csv", out / "selection.json"]
-    forecasts.to_csv(files[0], index=False)
-    cv.to_csv(files[1], index=False)
-    info = {
-        "metric": selection.metric,
-        "model": selection.model,
-        "method": selection.method,
-        "score": selection.scores["all"],
-        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
+def _notice_unused(df: pd.DataFrame, keys: tuple[str, ...], cfg: RunConfig, echo) -> None:  # noqa: ANN001
+    used = {*keys, cfg.time_col, cfg.target_col}
+    extra = [str(c) for c in df.columns if c not in used]
+    if extra and cfg.data is not None:
+        echo(f"notice: column(s) {', '.join(extra)} of the data are not used by any model.")
+
+
+def _check_fallbacks(fallbacks: pd.DataFrame, n_nodes: int, allow: bool) -> None:
+    """Fail when most nodes of a model fell back (the model is effectively not used)."""
+    if fallbacks.empty or allow:
+        return
+    for model, part in fallbacks.groupby("model", sort=False):
+        if len(part) > FALLBACK_LIMIT * n_nodes:
+            reason = part["reason"].value_counts().index[0]
+            raise HTSError(
+                f"model {model!r} failed on {len(part)} of {n_nodes} nodes and fell back to "
+                f"{part['fallback_model'].iloc[0]} (most common reason: {reason}). Fix the model "
+                "settings, or pass --allow-fallback to accept the fallback forecasts."
+            )
+
+
+def _select(cv, cfg: RunConfig, models: list[str], methods: list[str], echo) -> dict[str, Any]:  # noqa: ANN001
+    """The best (model, method) on the 'all' row; 'base' only with ``allow_incoherent``."""
+    if cv is None:
+        return {"model": models[0], "method": methods[0], "metric": cfg.metric, "score": None,
+                "evaluated": False}  # fmt: skip
+    rows = cv[(cv["level"] == "all") & (cv["metric"] == cfg.metric)]
+    if not cfg.allow_incoherent:
+        rows = rows[rows["method"] != "base"]
+    rows = rows[np.isfinite(rows["value"].to_numpy(dtype=float))]
+    if rows.empty:
+        raise DataError(
+            f"no pipeline has a finite {cfg.metric!r} score: "
+            + (
+                "the in-sample seasonal-naive error is zero for every node (constant or exactly "
+                "periodic data), so scaled errors are undefined. Use --metric rmse or mae."
+                if cfg.metric == "mase"
+                else "the evaluation produced no finite values."
+            )
+        )
+    objective = rows["value"].astype(float)
+    if cfg.metric.startswith("coverage_"):
+        objective = (objective - int(cfg.metric.split("_", 1)[1]) / 100).abs()
+    ranked = rows.assign(_obj=objective.to_numpy()).sort_values("_obj", kind="stable")
+    top = ranked.iloc[0]
+    out: dict[str, Any] = {"model": str(top["model"]), "method": str(top["method"]),
+                           "metric": cfg.metric, "score": float(top["value"]), "evaluated": True}  # fmt: skip
+    if len(ranked) > 1:
+        second = ranked.iloc[1]
+        margin = float(second["_obj"] - top["_obj"])
+        out["runner_up"] = {"model": str(second["model"]), "method": str(second["method"]),
+                            "score": float(second["value"]), "margin": margin}  # fmt: skip
+        ties = ranked[(ranked["_obj"] - top["_obj"]) < TIE]
+        if len(ties) > 1:
+            names = [f"{r.model}/{r.method}" for r in ties.itertuples()]
+            out["tied_with"] = names[1:]
+            echo(
+                f"notice: {len(ties)} pipelines tie on {cfg.metric} to three decimals "
+                f"({', '.join(names[:6])}{' ...' if len(names) > 6 else ''}); the first in the "
+                "order given was chosen."
+            )
+    return out
+
+
+def _best_frame(fc: pd.DataFrame, hier, selection: dict[str, Any]) -> pd.DataFrame:  # noqa: ANN001
+    """The chosen pipeline only, with the level and the key columns (``<aggregated>``)."""
+    part = fc[(fc["model"] == selection["model"]) & (fc["method"] == selection["method"])]
+    keys = hier.keys
+    ids = part["unique_id"].astype(str)
+    lead = pd.DataFrame({"unique_id": ids.to_numpy()})
+    lead["level"] = keys["level"].reindex(ids).to_numpy()
+    for col in hier.columns:
+        lead[col] = keys[col].reindex(ids).to_numpy()
+    rest = part.drop(columns=["unique_id"]).reset_index(drop=True)
+    return pd.concat([lead, rest], axis=1)
+
+
+def _categorical(df: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in ("unique_id", "model", "method", "level") if c in df.columns]
+    return df.astype({c: "category" for c in cols})
+
+
+def _write(tmp: Path, fmt: str, forecasts, best, cv, selection) -> None:  # noqa: ANN001
+    def put(frame: pd.DataFrame, name: str) -> None:
+        frame = _categorical(frame)
+        if fmt == "parquet":
+            frame.to_parquet(tmp / f"{name}.parquet", index=False)
+        else:
+            frame.to_csv(tmp / f"{name}.csv", index=False, float_format="%.10g")
+
+    put(forecasts, "forecasts")
+    put(best, "best_forecasts")
+    if cv is not None:
+        put(cv, "accuracy")
+    (tmp / "selection.json").write_text(json.dumps(selection, indent=2, default=str))
+
+
+def _stamp(tmp: Path, settings: Mapping[str, Any]) -> None:
+    """``run.json``: what produced this folder (settings, data hash, versions, command)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("htsforecast", "numpy", "pandas", "scipy", "statsforecast", "prophet"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    stamp = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
+        "python": platform.python_version(),
+        "versions": versions,
     }
-    files[2].write_text(json.dumps(info, indent=2, default=str))
-    if cfg.plots:
-        files += _plots(out, hier, Y, forecasts, cv, selection, cfg.metric)
-    return files
+    (tmp / STAMP).write_text(json.dumps(stamp, indent=2, default=str))
 
 
-def _plots(out: Path, hier, Y, forecasts, cv, selection, metric) -> list[Path]:  # noqa: ANN001
+def _report(echo, cv, selection: dict[str, Any], metric: str) -> None:  # noqa: ANN001
+    if cv is not None:
+        sub = cv[cv["metric"] == metric]
+        for model, part in sub.groupby("model", sort=False):
+            table = part.pivot_table(index="level", columns="method", values="value", sort=False)
+            echo(f"\n{metric} by level (cross-validation), model {model!r}:")
+            echo(table.round(3).to_string())
+    how = (
+        f"{metric} over all series {selection['score']:.3f}"
+        if selection["evaluated"]
+        else "not evaluated: the first model and method given"
+    )
+    echo(f"\nchosen: model={selection['model']!r} method={selection['method']!r} ({how})")
+
+
+def _plots(out: Path, hier, Y, forecasts, cv, selection, cfg: RunConfig) -> None:  # noqa: ANN001
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -301,22 +415,17 @@ def _plots(out: Path, hier, Y, forecasts, cv, selection, metric) -> list[Path]: 
 
     from htsforecast.plotting import plot_accuracy, plot_forecasts, plot_S
 
-    paths = [out / f"accuracy_{metric}.png", out / "forecasts.png"]
-    ax = plot_accuracy(cv[cv["model"] == selection.model], metric)
-    ax.figure.savefig(paths[0], dpi=100)
-    shown = ["base", *([selection.method] if selection.method != "base" else []), "bu"]
-    fig = plot_forecasts(
-        Y, forecasts[forecasts["model"] == selection.model], hier=hier,
-        methods=list(dict.fromkeys(shown)), interval=max(selection_levels(forecasts), default=None),
-    )  # fmt: skip
-    fig.savefig(paths[1], dpi=100)
-    if hier.n_nodes <= 2000:
-        paths.append(out / "S.png")
-        plot_S(hier).figure.savefig(paths[-1], dpi=100)
-    plt.close("all")
-    return paths
-
-
-def selection_levels(forecasts: pd.DataFrame) -> list[int]:
-    """Interval levels present in a tidy forecast frame (``yhat_lo_{L}`` columns)."""
-    return sorted(int(c.rsplit("_", 1)[1]) for c in forecasts.columns if c.startswith("yhat_lo_"))
+    try:
+        if cv is not None:
+            ax = plot_accuracy(cv[cv["model"] == selection["model"]], cfg.metric)
+            ax.figure.savefig(out / f"accuracy_{cfg.metric}.png", dpi=100)
+        shown = list(dict.fromkeys(["base", selection["method"], "bu"]))
+        fig = plot_forecasts(
+            Y, forecasts[forecasts["model"] == selection["model"]], nodes=cfg.plot_nodes,
+            hier=hier, methods=shown, interval=max(cfg.level, default=None),
+        )  # fmt: skip
+        fig.savefig(out / "forecasts.png", dpi=100)
+        if hier.n_nodes <= 2000:
+            plot_S(hier).figure.savefig(out / "S.png", dpi=100)
+    finally:
+        plt.close("all")

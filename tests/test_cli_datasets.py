@@ -106,11 +106,15 @@ def test_errors_become_one_line_and_exit_2(capsys, monkeypatch, exc, message):
     assert captured.out == ""
 
 
-def test_bugs_are_not_swallowed(monkeypatch):
+def test_bugs_exit_1_in_one_line_and_raise_under_debug(monkeypatch, capsys):
     def bug():
         raise KeyError("a bug, not a user error")
 
     monkeypatch.setattr(datasets, "list_datasets", bug)
+    assert main(["datasets"]) == 1  # not 2: it is not the user's input
+    err = capsys.readouterr().err
+    assert "internal error (KeyError" in err and "Traceback" not in err
+    monkeypatch.setenv("HTSFORECAST_DEBUG", "1")
     with pytest.raises(KeyError):
         main(["datasets"])
 

@@ -436,15 +436,21 @@ def test_tourism_act_state_equals_canberra(aggregated):
     np.testing.assert_allclose(act, cbr.groupby("ds")["y"].sum().to_numpy(), rtol=1e-12)
 
 
-def test_labour_with_bare_child_labels_is_rejected(loaded):
-    """Why labour keys carry their parents: a bare 'Females' under 8 states is not nested."""
-    from htsforecast.errors import HierarchyError
+def test_labour_with_bare_child_labels_gives_the_same_hierarchy(loaded):
+    """A bare 'Females' under 8 states is 8 nodes: nesting identifies a child by its parents."""
     from htsforecast.hierarchy import Hierarchy
 
     df = loaded["labour"].data.copy()
+    prefixed = Hierarchy.from_formula("state / sex / status")
+    Yp = prefixed.aggregate(df, freq="MS")
     df["sex"] = df["sex"].str.split(", ").str[0]
-    with pytest.raises(HierarchyError, match="sex='Females' appears under 8 parents"):
-        Hierarchy.from_formula("state / sex / status").aggregate(df, freq="MS")
+    bare = Hierarchy.from_formula("state / sex / status")
+    Yb = bare.aggregate(df, freq="MS")
+    assert {k: len(v) for k, v in bare.levels.items()} == {
+        k: len(v) for k, v in prefixed.levels.items()
+    }
+    assert (bare.S != prefixed.S).nnz == 0
+    np.testing.assert_array_equal(Yb["y"].to_numpy(), Yp["y"].to_numpy())
 
 
 def test_load_dataset_by_name(loaded):

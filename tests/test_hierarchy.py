@@ -265,14 +265,111 @@ def test_non_numeric_and_nan_target() -> None:
         Hierarchy.from_formula("(state / county) * floor").aggregate(df)
 
 
-def test_child_under_two_parents() -> None:
+def test_same_child_label_under_two_parents_is_two_nodes() -> None:
+    """fable's grammar: in ``state / county`` a county is identified by its state too."""
     df = tiny_grouped()
-    df.loc[df.county == "b1", "county"] = "a1"  # same county code under states A and B
+    df.loc[df.county == "b1", "county"] = "a1"  # same county label under states A and B
+    hier = Hierarchy.from_formula("(state / county) * floor")
+    Y = hier.aggregate(df).set_index(["unique_id", "ds"])["y"]
+    assert {"state=A/county=a1", "state=B/county=a1"} <= set(hier.levels["state/county"])
+    assert hier.is_strict is False  # grouped (crossed with floor), but nesting is intact
+    sub = df[(df.state == "B") & (df.county == "a1")].groupby("ds")["y"].sum()
+    np.testing.assert_allclose(Y.loc["state=B/county=a1"].to_numpy(), sub.to_numpy())
+    nested = Hierarchy.from_formula("state / county")
+    nested.aggregate(df.groupby(["state", "county", "ds"], as_index=False)["y"].sum())
+    assert nested.is_strict
+
+
+def test_real_radon_survey_every_county_floor_of_every_state_is_a_node() -> None:
+    """Gelman & Hill's SRRS2 survey with its raw county names (ADAMS is in IN, ND and PA)."""
+    from htsforecast.datasets._base import _data_path
+
+    raw = pd.read_csv(_data_path("radon", "srrs2.dat"), skipinitialspace=True, dtype=str)
+    raw.columns = raw.columns.str.strip()
+    raw = raw.apply(lambda c: c.str.strip())
+    raw = raw.dropna(subset=["state2", "county"])
+    raw = raw[raw["floor"].isin(["0", "1"]) & (raw["county"] != "")]
+    df = (
+        raw.assign(state=raw["state2"], floor=raw["floor"].map({"0": "basement", "1": "first"}))
+        .groupby(["state", "county", "floor"], as_index=False)
+        .size()
+        .rename(columns={"size": "y"})
+        .assign(ds=pd.Timestamp("1988-01-01"))
+    )
+    hier = Hierarchy.from_formula("(state / county) * floor")
+    Y = hier.aggregate(df)
+    pairs = df[["state", "county"]].drop_duplicates()
+    assert hier.n_bottom == len(df)
+    assert len(hier.levels["state/county"]) == len(pairs)
+    assert (pairs["county"] == "ADAMS").sum() == 3
+    assert {f"state={s}/county=ADAMS" for s in ("IN", "ND", "PA")} <= set(hier.node_ids)
+    total = Y.loc[Y.unique_id == "total", "y"].item()
+    assert total == df["y"].sum() == len(raw)
+
+
+def test_key_spelling_is_kept_and_never_merged() -> None:
+    df = pd.DataFrame(
+        {
+            "state": ["01", "1", "01", "1"],
+            "county": ["007", "7", "007", "7"],
+            "ds": pd.to_datetime(["2020-01-01", "2020-01-01", "2020-02-01", "2020-02-01"]),
+            "y": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    hier = Hierarchy.from_formula("state / county")
+    Y = hier.aggregate(df)
+    assert hier.bottom_ids == ["state=01/county=007", "state=1/county=7"]
+    assert Y.loc[Y.unique_id == "state=01", "y"].tolist() == [1.0, 3.0]
+    assert hier.keys.loc["state=01/county=007", "county"] == "007"
+
+
+def test_key_column_named_like_an_output_column_is_refused() -> None:
+    df = tiny_grouped().rename(columns={"floor": "level"})
+    with pytest.raises(HierarchyError, match=r"key column\(s\) \['level'\] clash"):
+        Hierarchy.from_formula("(state / county) * level").aggregate(df)
+
+
+def test_empty_key_value_is_missing() -> None:
+    df = tiny_grouped()
+    df.loc[3, "county"] = ""
     with pytest.raises(
-        HierarchyError,
-        match=r"'county' is nested in \(state\) but county='a1' appears under 2 parents: "
-        r"state=A, state=B",
+        DataError, match=r"key column 'county' has 1 empty value\(s\), at row\(s\) 3"
     ):
+        Hierarchy.from_formula("(state / county) * floor").aggregate(df)
+
+
+def test_ragged_histories_late_start_and_early_end() -> None:
+    from htsforecast.errors import DataWarning
+
+    df = tiny_grouped()
+    late = (df.county == "a2") & (df.floor == "first")
+    early = (df.county == "b1") & (df.floor == "basement")
+    ragged = df[~(late & (df.ds == DATES[0])) & ~(early & (df.ds == DATES[-1]))]
+    hier = Hierarchy.from_formula("(state / county) * floor")
+    with pytest.warns(DataWarning, match=r"1 bottom series end before the last date.*closed"):
+        Y = hier.aggregate(ragged, freq="MS")
+    starts = Y.groupby("unique_id")["ds"].min()
+    assert starts["state=A/county=a2/floor=first"] == DATES[1]  # absent before its first row
+    assert starts["total"] == DATES[0]
+    closed = Y[Y.unique_id == "state=B/county=b1/floor=basement"].set_index("ds")["y"]
+    assert closed.loc[DATES[-1]] == 0.0  # closed: 0 after its last row
+    expected = ragged.groupby("ds")["y"].sum()
+    np.testing.assert_allclose(
+        Y[Y.unique_id == "total"].set_index("ds")["y"].loc[expected.index], expected
+    )
+    # coherence where every node is present
+    Ym = Y.pivot(index="unique_id", columns="ds", values="y").loc[hier.node_ids]
+    full = Ym.fillna(0.0).to_numpy()
+    np.testing.assert_allclose(hier.S @ full[-hier.n_bottom :], full)
+    # a hole inside a span is still a gap
+    holed = df[~(late & (df.ds == DATES[1]))]
+    with pytest.raises(DataError, match=r"1 \(series, date\) cell\(s\) are missing"):
+        Hierarchy.from_formula("(state / county) * floor").aggregate(holed, freq="MS")
+
+
+def test_overflow_names_the_nodes() -> None:
+    df = tiny_grouped().assign(y=1e308)
+    with pytest.raises(DataError, match=r"overflows float64 at node\(s\) total"):
         Hierarchy.from_formula("(state / county) * floor").aggregate(df)
 
 
@@ -340,9 +437,8 @@ def test_aggregate_sums_along_every_path(formula: str, data: st.DataObject) -> N
     raw = data.draw(
         st.lists(st.tuples(*[st.sampled_from("xyz") for _ in cols]), min_size=n, max_size=n)
     )
+    # repeated child labels under different parents are different nodes (no prefixing needed)
     keys = pd.DataFrame(raw, columns=list(cols)).drop_duplicates()
-    for parents, child in parsed.nestings:
-        keys[child] = keys[list(parents)].astype(str).agg("".join, axis=1) + keys[child]
     T = 4
     vals = data.draw(st.lists(st.integers(-5, 50), min_size=len(keys) * T, max_size=len(keys) * T))
     df = keys.loc[keys.index.repeat(T)].reset_index(drop=True)
@@ -379,7 +475,7 @@ def test_ambiguous_key_values_integer_dates_empty_and_mixed_keys() -> None:
         Hierarchy.from_formula("(state / county) * floor").aggregate(df)
     with pytest.raises(DataError, match=r"data has no rows"):
         Hierarchy.from_formula("(state / county) * floor").aggregate(tiny_grouped().iloc[:0])
-    # 1 and "1" are the same label: one node, and their rows are then duplicates
+    # 1 and "1" print the same: an error naming both, never a silent merge
     mixed = pd.DataFrame(
         {
             "a": [1, "1", 2],
@@ -387,7 +483,7 @@ def test_ambiguous_key_values_integer_dates_empty_and_mixed_keys() -> None:
             "y": [1.0, 2.0, 3.0],
         }
     )
-    hier = Hierarchy.from_formula("a")
-    Y = hier.aggregate(mixed, fill="zero")
-    assert hier.node_ids == ["total", "a=1", "a=2"]
-    assert Y.loc[Y.unique_id == "a=1", "y"].tolist() == [1.0, 2.0]
+    with pytest.raises(
+        DataError, match=r"key column 'a' has different values that print the same: 1, '1'"
+    ):
+        Hierarchy.from_formula("a").aggregate(mixed, fill="zero")
