@@ -20,10 +20,16 @@ __all__ = ["RunConfig", "SETTINGS"]
 def _bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
+    if value is None and name in _AUTO:
+        return value  # type: ignore[return-value]
     raise DataError(
         f"setting '{name}' must be true or false, got {value!r} ({type(value).__name__}); in "
         "TOML write true/false without quotes."
     )
+
+
+#: Boolean settings whose None means "decided from the data" (documented on RunConfig).
+_AUTO = ("nonnegative",)
 
 
 def _int(minimum: int | None = None, none_ok: bool = False) -> Callable[[str, Any], Any]:
@@ -131,7 +137,9 @@ SETTINGS: dict[str, _Setting] = {
     "level": _Setting(_levels, "interval levels in percent"),
     "cv_windows": _Setting(_int(0, none_ok=True), "CV origins; 0 = forecast only"),
     "metric": _Setting(_str(), "selection metric"),
-    "nonnegative": _Setting(_bool, "non-negative forecasts and intervals for every method"),
+    "nonnegative": _Setting(
+        _bool, "non-negative forecasts and intervals for every method (default: on for counts)"
+    ),
     "n_jobs": _Setting(_n_jobs, "parallel jobs (-1: all cores)"),
     "out": _Setting(_str(), "output folder"),
     "plots": _Setting(_bool, "write PNG plots"),
@@ -155,6 +163,8 @@ class RunConfig:
     """Settings of one run; every value is checked on construction (see :data:`SETTINGS`).
 
     ``data=None`` uses the bundled ``dataset`` with its own formula and frequency.
+    ``nonnegative=None`` turns non-negative reconciliation on when the data are counts (every
+    target value a non-negative whole number) and off otherwise.
     ``cv_windows=None`` evaluates on one window when the history allows it and skips the
     evaluation with a notice when it does not; an explicit number that does not fit is an error.
     """
@@ -171,7 +181,7 @@ class RunConfig:
     level: tuple[int, ...] = (80, 95)
     cv_windows: int | None = None
     metric: str = "mase"
-    nonnegative: bool = False
+    nonnegative: bool | None = None
     n_jobs: int = -1
     out: str = "htsforecast-out"
     plots: bool = True

@@ -206,8 +206,22 @@ def cross_validate(
     bar = progress_bar(len(cuts), "cross-validation windows", progress_enabled(progress))
     for t in cuts:
         windows.append(
-            _run_window(panel, t, hier, models, methods, h, levels, chain, executor,
-                        dict(reconcile_kwargs or {}), m, powers, spec, regressors)  # fmt: skip
+            _run_window(
+                panel,
+                t,
+                hier,
+                models,
+                methods,
+                h,
+                levels,
+                chain,
+                executor,
+                dict(reconcile_kwargs or {}),
+                m,
+                powers,
+                spec,
+                regressors,
+            )  # fmt: skip
         )
         bar.update(1)
     bar.close()

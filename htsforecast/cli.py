@@ -88,8 +88,8 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     opt("intervals", choices=("gaussian", "bootstrap", "none"), help="interval kind (gaussian)")
     opt("cv_windows", type=int, help="CV origins (default 1 when the history allows; 0: none)")
     opt("metric", help="selection metric: mase, rmse, mae, coverage_80 ... (default mase)")
-    opt("nonnegative", action="store_true", default=None,
-        help="non-negative forecasts and intervals, for every method")  # fmt: skip
+    opt("nonnegative", action=argparse.BooleanOptionalAction, default=None,
+        help="non-negative forecasts and intervals, for every method (default: on for counts)")  # fmt: skip
     opt("allow_incoherent", action="store_true", default=None,
         help="let the unreconciled 'base' forecasts be chosen")  # fmt: skip
     opt("allow_fallback", action="store_true", default=None,

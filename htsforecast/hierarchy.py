@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from htsforecast import validation as v
 from htsforecast._exog import ExogGrid, aggregate_exog
 from htsforecast._formula import ParsedFormula, parse_formula
+from htsforecast._panel import ValidPanel
 from htsforecast.errors import DataError, DataWarning, HierarchyError
 
 __all__ = ["Hierarchy", "AGGREGATED", "TOTAL"]
@@ -212,7 +213,8 @@ class Hierarchy:
         freq: str | None = None,
         fill: str | None = None,
         exog: Mapping[str, Any] | None = None,
-    ) -> pd.DataFrame:
+        as_panel: bool = False,
+    ) -> pd.DataFrame | ValidPanel:
         """Sum bottom-level data to every node of the hierarchy.
 
         Parameters
@@ -235,6 +237,11 @@ class Hierarchy:
             Regressors carried to every node: ``{"price": "wmean", "promo": "sum",
             "temperature": LevelCovariate(temp_df, on="state")}``; rules ``sum``, ``mean``,
             ``min``, ``max``, ``first``, ``wmean`` (see :mod:`htsforecast._exog`).
+        as_panel : bool
+            Return the :class:`~htsforecast._panel.ValidPanel` (arrays in node order, the
+            ``freq`` grid, each node's span) instead of the frame. ``forecast``, ``reconcile``
+            and ``cross_validate`` take it without validating it again; needs ``freq`` and a
+            target, and no ``exog``.
 
         Returns
         -------
@@ -288,7 +295,11 @@ class Hierarchy:
             else pd.DatetimeIndex(pd.unique(dates)).sort_values()
         )
         t_codes = grid.get_indexer(pd.DatetimeIndex(dates))
-        _check_duplicate_cells(df, codes * len(grid) + t_codes, [*keys, time_col])
+        bottom = structure.node_ids[-structure.S.shape[1] :]
+        v.check_duplicates(
+            codes * len(grid) + t_codes, df.index, [*keys, time_col],
+            lambda i: f"{bottom[codes[i]]} @ {v.format_date(grid[t_codes[i]])}",
+        )  # fmt: skip
         Yb = np.full((structure.S.shape[1], len(grid)), np.nan)
         Yb[codes, t_codes] = values
         first = _spans(Yb, self.bottom_ids, grid, fill, freq)
@@ -297,6 +308,13 @@ class Hierarchy:
         _check_overflow(all_values, structure.node_ids, target_col or "y")
         start = np.minimum.reduceat(first[structure.S.indices], structure.S.indptr[:-1])
         keep = np.arange(len(grid))[None, :] >= start[:, None]
+        if as_panel:
+            if not freq or target_col is None or exog:
+                raise DataError("as_panel=True needs freq, a target_col and no exog.")
+            values = np.where(keep, all_values, np.nan)
+            ids = np.asarray(structure.node_ids, dtype=object)
+            end = np.full(len(ids), len(grid), dtype=np.int64)
+            return ValidPanel(ids, grid, values, start.astype(np.int64), end, str(freq))
         out = _long_frame(structure, all_values, grid, keep)
         if target_col is None:
             out = out.drop(columns="y")
@@ -416,20 +434,6 @@ def _factorize_first(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first = np.full(len(uniques), -1, dtype=np.int64)
     first[inverse[::-1]] = np.arange(len(key))[::-1]
     return inverse, first
-
-
-def _check_duplicate_cells(df: pd.DataFrame, cell: np.ndarray, cols: list[str]) -> None:
-    """Raise if two rows fall in the same (bottom series, date) cell."""
-    inverse, _ = pd.factorize(cell)
-    counts = np.bincount(inverse)
-    if (counts > 1).any():
-        dup = counts[inverse] > 1
-        rows = df.index[dup]
-        first = df.loc[rows[0], cols].to_dict()
-        raise DataError(
-            f"{int(dup.sum())} rows share the same ({', '.join(cols)}) values, e.g. rows "
-            f"{v.format_examples(rows)} ({first}). Sum or deduplicate them first."
-        )
 
 
 def _node_ids(table: pd.DataFrame, cols: Sequence[str]) -> list[str]:

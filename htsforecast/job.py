@@ -211,7 +211,6 @@ def run(
     from htsforecast.engines import open_engine
     from htsforecast.hierarchy import Hierarchy
     from htsforecast.models import season_length_for
-    from htsforecast.validation import validate_panel
 
     metrics = ("mase", "rmse", "mae", *(f"coverage_{lv}" for lv in cfg.level))
     if cfg.metric not in metrics:
@@ -219,14 +218,14 @@ def run(
     out = check_output_dir(cfg.out)
     data = _load(cfg)
     hier = Hierarchy.from_formula(data.formula)
-    Y = hier.aggregate(
-        data.df, time_col=cfg.time_col, target_col=cfg.target_col, freq=data.freq, fill=cfg.fill
-    )
+    panel = hier.aggregate(data.df, time_col=cfg.time_col, target_col=cfg.target_col,
+                           freq=data.freq, fill=cfg.fill, as_panel=True)  # fmt: skip
     m = season_length_for(data.freq)
     h = cfg.h if cfg.h is not None else max(m, 1)
-    models = make_models(cfg.models, m, n_obs=len(Y))
-    methods = make_methods(cfg.methods, cfg.nonnegative)
-    n_dates = Y["ds"].nunique()
+    models = make_models(cfg.models, m, n_obs=panel.n_obs)
+    nonnegative = _nonnegative(cfg, data.df[cfg.target_col], echo)
+    methods = make_methods(cfg.methods, nonnegative)
+    n_dates = len(panel.dates)
     windows = _cv_windows(cfg, n_dates, h, m, echo)
     _notice_unused(data.df, hier.columns, cfg, echo)
     echo(
@@ -236,7 +235,6 @@ def run(
     )
     level = list(cfg.level)
     intervals = None if cfg.intervals == "none" else cfg.intervals
-    panel = validate_panel(Y, data.freq, nodes=hier.node_ids)  # once: CV and the final fit share it
     with open_engine(cfg.engine, cfg.n_jobs) as engine:
         fkw: dict[str, Any] = {"engine": engine} if engine is not None else {}
         base = forecast(panel, models, h=h, freq=data.freq, level=level, n_jobs=cfg.n_jobs,
@@ -254,7 +252,7 @@ def run(
     with output_transaction(out) as tmp:
         _write(tmp, fmt, rec.forecasts, best, cv, selection)
         if cfg.plots:
-            _plots(tmp, hier, Y, rec.forecasts, cv, selection, cfg)
+            _plots(tmp, hier, _history(panel), rec.forecasts, cv, selection, cfg)
         _stamp(tmp, settings)
     files = sorted(out.iterdir())
     _report(echo, cv, selection, cfg.metric)
@@ -273,6 +271,18 @@ def _evaluate(Y, hier, models, methods, h, windows, freq, level, m, cfg, progres
         progress=progress, forecast_kwargs=fkw, reconcile_kwargs={"intervals": intervals},
     )  # fmt: skip
     return cv.table
+
+
+def _nonnegative(cfg: RunConfig, y: pd.Series, echo: Callable[[str], None]) -> bool:
+    """``cfg.nonnegative``, or on for count data (non-negative whole numbers) when unset."""
+    if cfg.nonnegative is not None:
+        return cfg.nonnegative
+    values = y.to_numpy(dtype=float)
+    counts = bool(np.all(values >= 0) and np.all(values == np.round(values)))
+    if counts:
+        echo("notice: the data are counts: forecasts and intervals are kept non-negative "
+             "(--no-nonnegative to turn this off).")  # fmt: skip
+    return counts
 
 
 def _notice_unused(df: pd.DataFrame, keys: tuple[str, ...], cfg: RunConfig, echo) -> None:  # noqa: ANN001
@@ -405,6 +415,14 @@ def _report(echo, cv, selection: dict[str, Any], metric: str) -> None:  # noqa: 
         else "not evaluated: the first model and method given"
     )
     echo(f"\nchosen: model={selection['model']!r} method={selection['method']!r} ({how})")
+
+
+def _history(panel: Any) -> pd.DataFrame:
+    """The long ``unique_id, ds, y`` frame of a panel (what the plots draw)."""
+    rows, cols = np.nonzero(panel.mask())
+    return pd.DataFrame(
+        {"unique_id": panel.ids[rows], "ds": panel.dates[cols], "y": panel.values[rows, cols]}
+    )
 
 
 def _plots(out: Path, hier, Y, forecasts, cv, selection, cfg: RunConfig) -> None:  # noqa: ANN001

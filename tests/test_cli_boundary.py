@@ -327,3 +327,46 @@ def test_engine_dask_from_the_cli_gives_the_local_numbers(csv_path, tmp_path) ->
     a = pd.read_csv(local / "forecasts.csv")
     b = pd.read_csv(dask / "forecasts.csv")
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_counts_get_nonnegative_forecasts_and_intervals_for_every_method(tmp_path, capsys):
+    rng = np.random.default_rng(7)
+    df = _frame()
+    df["sales"] = rng.poisson(0.4, len(df))  # sparse 0/1/2 counts, like the radon panel
+    path = tmp_path / "counts.csv"
+    df.to_csv(path, index=False)
+    out = tmp_path / "o"
+    args = _args(path, out, "--methods", "bu,ols,wls_struct,td_fp")
+    assert main(args) == 0
+    assert "the data are counts" in capsys.readouterr().out
+    fc = pd.read_csv(out / "forecasts.csv")
+    rec = fc[fc.method != "base"]
+    assert set(rec["method"]) == {"bu", "ols", "wls_struct", "td_fp"}
+    values = rec[[c for c in rec.columns if c.startswith("yhat")]].to_numpy()
+    assert (values >= 0).all()
+    plain = tmp_path / "plain"
+    assert main([*args[:-2], "--out", str(plain), "--no-nonnegative"]) == 0
+    lo = pd.read_csv(plain / "forecasts.csv").query("method != 'base'")["yhat_lo_80"]
+    assert (lo < 0).any()  # the same run without the policy has negative bounds
+
+
+def test_a_run_validates_its_input_once(csv_path, tmp_path, monkeypatch) -> None:
+    """k CV windows and the final fit share one validated panel (issue 10)."""
+    from htsforecast import validation
+
+    calls = {"check_target": 0, "date_grid": 0, "check_duplicates": 0}
+
+    def counted(name, fn):  # noqa: ANN001, ANN202
+        def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            calls[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    for name in calls:
+        monkeypatch.setattr(validation, name, counted(name, getattr(validation, name)))
+    assert main(_args(csv_path, tmp_path / "o", "--cv-windows", "3")) == 0
+    acc = pd.read_csv(tmp_path / "o" / "accuracy.csv")
+    assert len(acc) > 0
+    # the raw frame is checked once (in aggregate); the panel it yields is never re-validated
+    assert calls == {"check_target": 1, "date_grid": 1, "check_duplicates": 1}

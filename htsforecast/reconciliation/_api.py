@@ -27,7 +27,6 @@ from htsforecast.reconciliation._arrays import (
 __all__ = ["reconcile", "Reconciled", "from_nixtla_frames"]
 
 
-
 @dataclass(frozen=True)
 class Reconciled:
     """Result of :func:`reconcile`.
