@@ -370,3 +370,26 @@ def test_a_run_validates_its_input_once(csv_path, tmp_path, monkeypatch) -> None
     assert len(acc) > 0
     # the raw frame is checked once (in aggregate); the panel it yields is never re-validated
     assert calls == {"check_target": 1, "date_grid": 1, "check_duplicates": 1}
+
+
+def test_frequency_typo_fails_at_once_with_the_cli_spelling(csv_path, tmp_path, capsys) -> None:
+    args = _args(csv_path, tmp_path / "o")
+    args[args.index("--freq") + 1] = "ms"  # milliseconds, meant month start
+    assert main(args) == 2
+    msg = _error(capsys)
+    assert "Did you mean --freq MS (month start)?" in msg and "freq='" not in msg
+
+
+def test_dates_across_a_dst_change_keep_their_wall_time(tmp_path) -> None:
+    df = _frame(periods=40)
+    days = pd.date_range("2021-03-01", periods=40, freq="D", tz="Europe/Berlin")
+    stamp = dict(zip(sorted(df["month"].unique()), days.strftime("%Y-%m-%dT%H:%M:%S%z")))
+    df["month"] = df["month"].map(stamp)  # +0100 before 28 March, +0200 after
+    assert {s[-5:] for s in stamp.values()} == {"+0100", "+0200"}
+    path = tmp_path / "dst.csv"
+    df.to_csv(path, index=False)
+    out = tmp_path / "o"
+    args = _args(path, out, "--freq", "D", "--cv-windows", "0")
+    assert main(args) == 0
+    fc = pd.read_csv(out / "best_forecasts.csv", parse_dates=["ds"])
+    assert fc["ds"].min() == pd.Timestamp("2021-04-10")  # the day after the last, no zone
