@@ -1,4 +1,4 @@
-"""Plots: forecasts with intervals per node, accuracy by level and method, the S matrix.
+"""Plots: forecasts with intervals per node, every model for one node, accuracy, the S matrix.
 
 matplotlib is imported inside each function (it is only needed when plotting) and nothing here
 calls ``plt.show()``, so the functions are safe under the non-interactive ``Agg`` backend. Every
@@ -8,7 +8,7 @@ compose figures and save them with ``fig.savefig(path)``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_forecasts", "plot_accuracy", "plot_S", "pick_nodes"]
+__all__ = ["plot_forecasts", "plot_models", "plot_accuracy", "plot_S", "pick_nodes"]
 
 
 def _need_columns(df: pd.DataFrame, cols: Sequence[str], what: str) -> None:
@@ -32,10 +32,46 @@ def _need_columns(df: pd.DataFrame, cols: Sequence[str], what: str) -> None:
         )
 
 
-def pick_nodes(hier: Any, per_level: int = 1) -> list[str]:
-    """The first ``per_level`` node ids of every level of a fitted hierarchy, top to bottom."""
+def pick_nodes(hier: Any, per_level: int = 1, Y: pd.DataFrame | None = None) -> list[str]:
+    """The ``per_level`` largest nodes of every level, top level first.
+
+    Parameters
+    ----------
+    hier : Hierarchy
+        A fitted hierarchy (its ``levels``).
+    per_level : int
+        Nodes to take from each level.
+    Y : DataFrame, optional
+        Long frame ``unique_id, ds, y``. Nodes are ranked by the mean of their history (largest
+        first, ties by id), so a panel shows a series that carries the level rather than its
+        alphabetically first member. Without ``Y`` the first ``per_level`` ids are taken.
+
+    Returns
+    -------
+    list of str
+    """
+    if int(per_level) < 1:
+        raise DataError(f"pick_nodes: per_level must be a positive integer, got {per_level!r}.")
     levels: dict[str, list[str]] = hier.levels
-    return [node for ids in levels.values() for node in list(ids)[:per_level]]
+    if Y is None:
+        return [node for ids in levels.values() for node in list(ids)[: int(per_level)]]
+    _need_columns(Y, ["unique_id", "y"], "Y")
+    size = Y.groupby("unique_id", sort=False)["y"].mean()
+    out = []
+    for ids in levels.values():
+        mean = size.reindex(list(ids)).fillna(-np.inf)  # nodes without history rank last
+        ranked = sorted(ids, key=lambda n: (-mean[n], n))
+        out += ranked[: int(per_level)]
+    return out
+
+
+def _format_dates(ax: Axes) -> None:
+    """Date ticks that do not overlap at any frequency (daily to yearly)."""
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
 def _series_label(model: str, method: str | None) -> str:
@@ -63,12 +99,13 @@ def _draw_node(
             )
     ax.set_title(node, fontsize=9)
     ax.tick_params(labelsize=7)
+    _format_dates(ax)
 
 
 def plot_forecasts(
     Y: pd.DataFrame,
     forecasts: pd.DataFrame,
-    nodes: Sequence[str] | None = None,
+    nodes: Sequence[str] | int | None = None,
     *,
     hier: Any | None = None,
     methods: Sequence[str] | None = None,
@@ -86,10 +123,11 @@ def plot_forecasts(
         Long frame ``unique_id, ds, y`` (history, and test actuals if you have them).
     forecasts : DataFrame
         Tidy forecasts ``unique_id, ds, model, [method,] yhat[, yhat_lo_L, yhat_hi_L]``.
-    nodes : list of str, optional
-        Node ids to draw. Default: the first node of every level of ``hier`` (one panel per level).
+    nodes : list of str or int, optional
+        Node ids to draw, or a number ``k``: the ``k`` largest nodes (mean of their history in
+        ``Y``) of every level of ``hier``. Default 1: the largest node of each level.
     hier : Hierarchy, optional
-        Needed only when ``nodes`` is None.
+        Needed when ``nodes`` is not a list of ids.
     methods, models : list of str, optional
         Restrict the overlaid forecasts (default all).
     interval : int or None
@@ -107,10 +145,7 @@ def plot_forecasts(
     """
     _need_columns(Y, ["unique_id", "ds", "y"], "Y")
     _need_columns(forecasts, ["unique_id", "ds", "model", "yhat"], "forecasts")
-    if nodes is None:
-        if hier is None:
-            raise DataError("plot_forecasts: pass `nodes` or a fitted `hier` to pick them from.")
-        nodes = pick_nodes(hier)
+    nodes = _resolve_nodes(nodes, hier, Y)
     unknown = sorted(set(nodes) - set(forecasts["unique_id"]))
     if unknown:
         raise DataError(f"plot_forecasts: no forecasts for node(s) {unknown[:5]}; check the ids.")
@@ -133,6 +168,19 @@ def plot_forecasts(
     fig = axes[0].figure
     fig.tight_layout()
     return fig
+
+
+def _resolve_nodes(nodes: Sequence[str] | int | None, hier: Any, Y: pd.DataFrame) -> list[str]:
+    if nodes is not None and not isinstance(nodes, (int, np.integer)):
+        if isinstance(nodes, str):
+            return [nodes]
+        return list(nodes)
+    if hier is None:
+        raise DataError(
+            "plot_forecasts: pass `nodes` (a list of ids) or a fitted `hier` to pick the "
+            "largest nodes of each level from."
+        )
+    return pick_nodes(hier, 1 if nodes is None else int(nodes), Y)
 
 
 def _make_axes(n: int, ncols: int) -> list[Axes]:
@@ -194,13 +242,37 @@ def plot_accuracy(
     return ax
 
 
-def plot_S(hier_or_S: Any, *, ax: Axes | None = None, max_nodes: int = 2000) -> Axes:
-    """Spy plot of the summing matrix S (rows = nodes, columns = bottom series).
+def plot_S(
+    hier_or_S: Any,
+    *,
+    ax: Axes | None = None,
+    max_nodes: int = 200_000,
+    summary_above: int = 200,
+) -> Axes:
+    """Picture of the summing matrix S (rows = nodes, columns = bottom series).
 
-    Accepts a fitted Hierarchy (uses ``S``, ``levels`` to label level blocks) or a dense/sparse
-    matrix. Refuses matrices with more than ``max_nodes`` rows, which would be unreadable.
+    Up to ``summary_above`` rows every nonzero is drawn (a spy plot). Larger matrices, where one
+    pixel per row would give an unreadable strip, get a summary instead: a block picture of S
+    (each level a band of the same height whatever its number of nodes; the grey shade is the
+    share of nonzeros in each block) with the number of nodes per level in the labels, and, on
+    a new figure, a bar chart of nodes per level beside it.
+
+    Parameters
+    ----------
+    hier_or_S : Hierarchy or matrix
+        A fitted Hierarchy (uses ``S`` and ``levels`` to label level blocks) or a dense/sparse S.
+    ax : Axes, optional
+        Draw into this axes (the summary then omits the bar chart).
+    max_nodes : int
+        Refuse matrices with more rows (guards against a mistaken input).
+    summary_above : int
+        Row count above which the summary is drawn instead of the spy plot.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes holding the picture of S.
     """
-    import matplotlib.pyplot as plt
     from scipy import sparse
 
     S = getattr(hier_or_S, "S", hier_or_S)
@@ -210,19 +282,162 @@ def plot_S(hier_or_S: Any, *, ax: Axes | None = None, max_nodes: int = 2000) -> 
             f"plot_S: S has {S.shape[0]} rows, more than max_nodes={max_nodes}; "
             "plot a sub-hierarchy or raise max_nodes."
         )
+    levels = getattr(hier_or_S, "levels", None) or {"nodes": range(S.shape[0])}
+    sizes = {str(name): len(ids) for name, ids in levels.items()}
+    if S.shape[0] > summary_above:
+        return _plot_S_summary(S, sizes, ax)
+    return _plot_S_spy(S, sizes if hasattr(hier_or_S, "levels") else None, ax)
+
+
+def _plot_S_spy(S: Any, sizes: dict[str, int] | None, ax: Axes | None) -> Axes:
+    import matplotlib.pyplot as plt
+
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4 * S.shape[0] / max(S.shape[1], 1) ** 0.5 / 3 + 2))
     ax.spy(S, markersize=max(1.0, 60 / max(S.shape)), aspect="auto")
-    levels = getattr(hier_or_S, "levels", None)
-    if levels:
+    if sizes:
         start = 0
-        ticks, labels = [], []
-        for name, ids in levels.items():
-            ticks.append(start + (len(ids) - 1) / 2)
-            labels.append(name)
-            start += len(ids)
+        ticks = []
+        for n in sizes.values():
+            ticks.append(start + (n - 1) / 2)
+            start += n
             ax.axhline(start - 0.5, color="grey", lw=0.5)
-        ax.set_yticks(ticks, labels, fontsize=7)
+        ax.set_yticks(ticks, list(sizes), fontsize=7)
     ax.set_xlabel("bottom series")
     ax.set_title(f"S ({S.shape[0]} x {S.shape[1]})", fontsize=9)
     return ax
+
+
+def _block_density(block: Any, n_rows: int, n_cols: int) -> np.ndarray:
+    """Share of nonzeros of a sparse block in an (n_rows, n_cols) grid of cells."""
+    coo = block.tocoo()
+    r = (coo.row * n_rows) // max(block.shape[0], 1)
+    c = (coo.col * n_cols) // max(block.shape[1], 1)
+    counts = np.zeros((n_rows, n_cols))
+    np.add.at(counts, (r, c), 1.0)
+    cell_r = np.bincount((np.arange(block.shape[0]) * n_rows) // block.shape[0], minlength=n_rows)
+    cell_c = np.bincount((np.arange(block.shape[1]) * n_cols) // block.shape[1], minlength=n_cols)
+    return counts / np.maximum(np.outer(cell_r, cell_c), 1)
+
+
+def _plot_S_summary(S: Any, sizes: dict[str, int], ax: Axes | None) -> Axes:
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, (bar_ax, ax) = plt.subplots(
+            1, 2, figsize=(10, 0.45 * len(sizes) + 2.5), width_ratios=[1, 2.2]
+        )
+        names = list(sizes)[::-1]
+        bar_ax.barh(names, [sizes[n] for n in names], color="C0")
+        bar_ax.set_xscale("log")
+        for i, n in enumerate(names):
+            bar_ax.text(sizes[n], i, f" {sizes[n]:,}", va="center", fontsize=8)
+        bar_ax.set_xlabel("nodes (log scale)")
+        bar_ax.set_title("nodes per level", fontsize=9)
+        bar_ax.tick_params(labelsize=8)
+        bar_ax.set_xlim(right=max(sizes.values()) * 8)
+    n_cols = min(S.shape[1], 300)
+    start, ticks = 0, []
+    for k, n in enumerate(sizes.values()):
+        density = _block_density(S[start : start + n], min(n, 40), n_cols)
+        ax.imshow(
+            density, extent=(0, S.shape[1], k + 1, k), aspect="auto", cmap="Greys",
+            vmin=0, vmax=max(float(density.max()), 1e-12), interpolation="nearest",
+        )  # fmt: skip
+        ax.axhline(k + 1, color="C3", lw=0.6)
+        ticks.append(k + 0.5)
+        start += n
+    ax.set_ylim(len(sizes), 0)
+    ax.set_xlim(0, S.shape[1])
+    ax.set_yticks(ticks, [f"{name} ({n:,})" for name, n in sizes.items()], fontsize=8)
+    ax.set_xlabel("bottom series (in S column order)")
+    ax.set_title(
+        f"S ({S.shape[0]:,} x {S.shape[1]:,}): block picture, darker = more nonzeros per block",
+        fontsize=9,
+    )
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_models(
+    Y: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    node: str = "total",
+    *,
+    method: str | Mapping[str, str] | None = None,
+    models: Sequence[str] | None = None,
+    interval: int | None = 80,
+    history: int | None = 24,
+    ax: Axes | None = None,
+) -> Axes:
+    """Every model's forecast of one node on one axes (by default the total).
+
+    Parameters
+    ----------
+    Y : DataFrame
+        Long frame ``unique_id, ds, y``.
+    forecasts : DataFrame
+        Tidy forecasts ``unique_id, ds, model, [method,] yhat[, yhat_lo_L, yhat_hi_L]``.
+    node : str
+        The node to draw.
+    method : str or dict model -> method, optional
+        Which reconciliation method to show for each model. Needed when ``forecasts`` has more
+        than one method (e.g. ``"mint_shrink"``, or ``{"ets": "mint_shrink", "theta": "bu"}``).
+    models : list of str, optional
+        The models to overlay (default all).
+    interval : int or None
+        Interval level to shade; None for none.
+    history : int or None
+        Most recent history points shown (None = all).
+    ax : Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import matplotlib.pyplot as plt
+
+    _need_columns(Y, ["unique_id", "ds", "y"], "Y")
+    _need_columns(forecasts, ["unique_id", "ds", "model", "yhat"], "forecasts")
+    fc = forecasts[forecasts["unique_id"] == node]
+    if fc.empty:
+        raise DataError(f"plot_models: no forecasts for node {node!r}; check the id.")
+    if models is not None:
+        fc = fc[fc["model"].isin(models)]
+    fc = _one_method_per_model(fc, method)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.6))
+    hist = Y[Y["unique_id"] == node].sort_values("ds")
+    if history is not None:
+        hist = hist.tail(history + int(fc["ds"].nunique()))
+    _draw_node(ax, node, hist, fc, interval)
+    if method is not None:
+        shown = (
+            method if isinstance(method, str) else ", ".join(f"{k}: {v}" for k, v in method.items())
+        )
+        ax.set_title(f"{node}  (method {shown})", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.figure.tight_layout()
+    return ax
+
+
+def _one_method_per_model(fc: pd.DataFrame, method: str | Mapping[str, str] | None):  # noqa: ANN202
+    if "method" not in fc.columns:
+        return fc
+    if method is None:
+        found = sorted(fc["method"].unique())
+        if len(found) > 1:
+            raise DataError(
+                f"plot_models: the forecasts hold several methods {found}; pass method='...' "
+                "(or a dict model -> method) to choose the one to show per model."
+            )
+        return fc
+    pick = method if isinstance(method, Mapping) else dict.fromkeys(fc["model"].unique(), method)
+    keep = fc["method"].to_numpy() == fc["model"].map(pick).to_numpy()
+    out = fc[keep]
+    if out.empty:
+        raise DataError(
+            f"plot_models: no forecasts for method {method!r}; the frame has methods "
+            f"{sorted(fc['method'].unique())}."
+        )
+    return out.drop(columns="method")
