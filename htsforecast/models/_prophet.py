@@ -8,9 +8,11 @@ the simulated paths can be kept for probabilistic reconciliation.
 
 from __future__ import annotations
 
+import difflib
 import logging
+import warnings
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -128,6 +130,11 @@ class ProphetModel(SeriesForecaster):
         """Silence cmdstanpy / prophet logging around the fits."""
         return quiet_prophet()
 
+    def fit_predict(self, panel: Any, h: int, level: tuple[int, ...], executor: Any) -> Any:
+        """Warn about ``per_node`` keys that match no node, then fit every node."""
+        warn_unknown_nodes(self.per_node, panel.ids, "ProphetModel(per_node=...)")
+        return super().fit_predict(panel, h, level, executor)
+
     def _settings(self, uid: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """(Prophet constructor kwargs, own settings: cap, floor, regressor_prior_scale)."""
         node = self.per_node.get(uid, {})
@@ -183,6 +190,26 @@ class ProphetModel(SeriesForecaster):
         hi = {lv: np.percentile(paths, 50 + lv / 2, axis=1) for lv in level}
         samples = paths if self.n_samples is not None else None
         return SeriesForecast(out.mean, out.fitted, lo, hi, samples)
+
+
+def warn_unknown_nodes(keys: Iterable[str], node_ids: Sequence[str], what: str) -> None:
+    """One warning naming the keys that are not node ids (a typo would be ignored silently)."""
+    known = set(node_ids)
+    unknown = [k for k in keys if k not in known]
+    if not unknown:
+        return
+    hints = []
+    for key in unknown[:5]:
+        close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+        close = close or [n for n in known if n.lower() == key.lower()][:1]
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    warnings.warn(
+        f"{what}: {len(unknown)} key(s) match no node and are ignored: {', '.join(hints)}{more}. "
+        "Keys are node ids such as 'total' or 'lang=de/access=mobile' (see hier.node_ids).",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _simulate(model: Any, future: pd.DataFrame, seed: int, uid: str) -> np.ndarray:

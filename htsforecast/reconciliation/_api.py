@@ -23,6 +23,7 @@ from htsforecast.reconciliation._arrays import (
     arrays_of_base,
     reconcile_arrays,
 )
+from htsforecast.reconciliation._warnings import summarised_warnings
 
 __all__ = ["reconcile", "Reconciled", "from_nixtla_frames"]
 
@@ -39,7 +40,8 @@ class Reconciled:
     diagnostics : DataFrame
         One row per (model, method): ``max_coherence_violation`` (max |aggregate − sum of its
         bottoms| of the output), ``negatives_before`` / ``negatives_after`` (count of negative
-        point forecasts), ``mean_abs_adjustment`` (mean |ỹ − ŷ|) and one
+        point forecasts; values above ``-1e-10 * max(1, max|forecast|)`` are round-off, not
+        negatives), ``mean_abs_adjustment`` (mean |ỹ − ŷ|) and one
         ``adjustment[<level>]`` column per level.
     info : dict
         Per (model, method) extra information (e.g. the shrinkage intensity λ, fallbacks).
@@ -117,7 +119,7 @@ def reconcile(
     # Single-threaded BLAS: multi-threaded BLAS collapses when the cores are busy (parallel model
     # fits): measured 0.95 s vs 0.007 s for a 501 x 501 Cholesky on a loaded 2-core machine, and
     # mint_shrink at 30,000 bottom series took 4.9 s with default threads vs 3.0 s with one.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), summarised_warnings(hier.node_ids):
         return _reconcile(base, hier, methods, level, intervals, n_samples, seed, Y_df)
 
 

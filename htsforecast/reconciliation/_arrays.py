@@ -251,6 +251,14 @@ def _bootstrap_paths(
     return yhat[:, :, None] + R[:, idx]
 
 
+def count_negatives(x: np.ndarray, rtol: float = 1e-10) -> int:
+    """Values below ``-rtol * max(1, max|x|)``: round-off such as -1e-14 is not a negative."""
+    if x.size == 0:
+        return 0
+    tol = rtol * max(1.0, float(np.nanmax(np.abs(x))))
+    return int((x < -tol).sum())
+
+
 def _diagnostics(
     problem: Problem, model: str, method: str, yhat: np.ndarray, ytilde: np.ndarray
 ) -> dict[str, Any]:
@@ -261,8 +269,8 @@ def _diagnostics(
         "model": model,
         "method": method,
         "max_coherence_violation": float(viol),
-        "negatives_before": int((yhat < 0).sum()),
-        "negatives_after": int((ytilde < 0).sum()),
+        "negatives_before": count_negatives(yhat),
+        "negatives_after": count_negatives(ytilde),
         "mean_abs_adjustment": float(adj.mean()),
     }
     for lv, rows in problem.levels.items():  # row indices of each level's nodes

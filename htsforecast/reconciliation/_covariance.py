@@ -41,9 +41,25 @@ __all__ = [
     "w_cov",
     "w_shrink",
     "complete_residuals",
+    "ResidualGapWarning",
 ]
 
 RIDGE = 2e-8
+
+
+class ResidualGapWarning(UserWarning):
+    """Residual periods with NaN for some node were dropped from a covariance estimate.
+
+    ``dropped`` / ``total`` count periods; ``rows`` are the node rows with a NaN residual.
+    :func:`htsforecast.reconcile` gathers these into one summary naming the nodes.
+    """
+
+    def __init__(
+        self, message: str, dropped: int = 0, total: int = 0, rows: np.ndarray | None = None
+    ) -> None:
+        super().__init__(message)
+        self.dropped, self.total = dropped, total
+        self.rows = np.array([], dtype=int) if rows is None else rows
 
 
 def w_ols(n: int) -> LowRankW:
@@ -84,11 +100,13 @@ def complete_residuals(residuals: np.ndarray, min_periods: int = 3) -> np.ndarra
             "wls_struct or ols, or fit models that give fitted values over a common window."
         )
     if out.shape[1] < residuals.shape[1]:
-        warnings.warn(
-            f"{residuals.shape[1] - out.shape[1]} of {residuals.shape[1]} residual periods have "
-            "NaN for some node and were dropped from the covariance estimate.",
-            stacklevel=3,
+        dropped, total = residuals.shape[1] - out.shape[1], residuals.shape[1]
+        rows = np.flatnonzero(~np.all(np.isfinite(residuals), axis=1))
+        message = (
+            f"{dropped} of {total} residual periods have NaN for some node and were dropped "
+            "from the covariance estimate."
         )
+        warnings.warn(ResidualGapWarning(message, dropped, total, rows), stacklevel=3)
     return out
 
 
