@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 # The rest resolve lazily so that ``import htsforecast`` stays cheap.
 _LAZY = {
     "cross_validate": "htsforecast._cv",
+    "evaluate": "htsforecast._evaluate",
     "CVResult": "htsforecast._cv",
     "select_best": "htsforecast.selection",
     "forecast_best": "htsforecast.selection",
