@@ -31,6 +31,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "cross_validate": "htsforecast._cv",
     "evaluate": "htsforecast._evaluate",
+    "Pipeline": "htsforecast.pipeline",
     "CVResult": "htsforecast._cv",
     "select_best": "htsforecast.selection",
     "forecast_best": "htsforecast.selection",
