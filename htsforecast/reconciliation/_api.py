@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ from htsforecast.reconciliation._arrays import (
     arrays_of_base,
     reconcile_arrays,
 )
+from htsforecast.reconciliation._nixtla import check_fitted_columns, translate_methods, wide_hf
 from htsforecast.reconciliation._warnings import summarised_warnings
 
 __all__ = ["reconcile", "Reconciled", "from_nixtla_frames"]
@@ -48,15 +49,31 @@ class Reconciled:
     level : list of int
         The interval levels of ``forecasts`` (``yhat_lo_L`` / ``yhat_hi_L`` columns), sorted, as
         ``BaseForecasts.level``.
+    methods : dict
+        The method objects by name, as reconciled.
     """
 
     forecasts: pd.DataFrame
     diagnostics: pd.DataFrame
     info: dict
     level: list[int] = field(default_factory=list)
+    methods: dict = field(default_factory=dict)
 
-    def wide(self) -> pd.DataFrame:
-        """Nixtla-style wide frame: ``unique_id, ds, <model>/<method>`` columns (+ intervals)."""
+    def wide(
+        self, naming: Literal["htsforecast", "hierarchicalforecast"] = "htsforecast"
+    ) -> pd.DataFrame:
+        """Nixtla-style wide frame: ``unique_id, ds, <model>/<method>`` columns (+ intervals).
+
+        ``naming="hierarchicalforecast"`` names the columns as hierarchicalforecast does
+        (``AutoETS/BottomUp``, ``AutoETS/MinTrace_method-mint_shrink-lo-80`` ...), in its order,
+        so the two outputs compare column by column.
+        """
+        if naming == "hierarchicalforecast":
+            return wide_hf(self.forecasts, self.methods)
+        if naming != "htsforecast":
+            raise ReconciliationError(
+                f"naming must be 'htsforecast' or 'hierarchicalforecast', got {naming!r}."
+            )
         fc = self.forecasts
         name = np.where(fc["method"] == "base", fc["model"], fc["model"] + "/" + fc["method"])
         value_cols = [c for c in fc.columns if c.startswith("yhat")]
@@ -112,6 +129,8 @@ def reconcile(
     -------
     Reconciled
     """
+    methods = translate_methods(methods)  # hierarchicalforecast's reconcilers -> ours
+    check_fitted_columns(base, Y_df, methods, intervals)
     if hier is None:
         if S_df is None or tags is None:
             raise ReconciliationError("give a Hierarchy, or S_df and tags.")
@@ -126,9 +145,8 @@ def reconcile(
 def _reconcile(base, hier, methods, level, intervals, n_samples, seed, Y_df) -> Reconciled:  # noqa: ANN001
     inputs, base_frames, base_level = _inputs(base, hier.node_ids, Y_df)
     levels = v.check_levels(level if level is not None else base_level)
-    results = reconcile_arrays(
-        inputs, hier, _normalize_methods(methods), levels, intervals, n_samples, seed
-    )
+    methods = _normalize_methods(methods)
+    results = reconcile_arrays(inputs, hier, methods, levels, intervals, n_samples, seed)
     node_ids, dates = hier.node_ids, {b.model: b.dates for b in inputs}
     frames = [
         _base_frame(base_frames[r.model], levels)
@@ -140,7 +158,7 @@ def _reconcile(base, hier, methods, level, intervals, n_samples, seed, Y_df) -> 
     diags = [r.diagnostics for r in results if r.diagnostics is not None]
     info = {(r.model, r.method): r.info for r in results if r.method != "base"}
     shown = [lv for lv in levels if f"yhat_lo_{lv}" in forecasts.columns]
-    return Reconciled(forecasts, pd.DataFrame(diags), info, level=shown)
+    return Reconciled(forecasts, pd.DataFrame(diags), info, level=shown, methods=methods)
 
 
 # ----------------------------------------------------------------------------- inputs

@@ -87,7 +87,8 @@ class Problem:
         if full is None:
             raise ReconciliationError(
                 "this hierarchy has no single nesting path from the total to the bottom; pass "
-                "path=[level names from the total to the bottom]."
+                "path=[level names from the total to the bottom], choosing from its levels "
+                f"(tags) {list(self.levels)}."
             )
         unknown = [lv for lv in full if lv not in self.levels]
         if unknown:
