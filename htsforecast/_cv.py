@@ -33,6 +33,7 @@ from htsforecast import metrics as _metrics
 from htsforecast._panel import ValidPanel
 from htsforecast.errors import DataError
 from htsforecast.reconciliation._arrays import MethodResult
+from htsforecast.reconciliation._warnings import summarised_warnings
 
 __all__ = ["cross_validate", "CVResult"]
 
@@ -204,26 +205,27 @@ def cross_validate(
     powers = {mt.scale_power for mt, _ in spec.metrics.values() if mt.scale_power}
     windows = []
     bar = progress_bar(len(cuts), "cross-validation windows", progress_enabled(progress))
-    for t in cuts:
-        windows.append(
-            _run_window(
-                panel,
-                t,
-                hier,
-                models,
-                methods,
-                h,
-                levels,
-                chain,
-                executor,
-                dict(reconcile_kwargs or {}),
-                m,
-                powers,
-                spec,
-                regressors,
-            )  # fmt: skip
-        )
-        bar.update(1)
+    with summarised_warnings(hier.node_ids):  # one line per kind of warning, not per window
+        for t in cuts:
+            windows.append(
+                _run_window(
+                    panel,
+                    t,
+                    hier,
+                    models,
+                    methods,
+                    h,
+                    levels,
+                    chain,
+                    executor,
+                    dict(reconcile_kwargs or {}),
+                    m,
+                    powers,
+                    spec,
+                    regressors,
+                )  # fmt: skip
+            )
+            bar.update(1)
     bar.close()
     return _assemble(windows, hier, spec, levels)
 

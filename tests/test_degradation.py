@@ -105,3 +105,28 @@ def test_prophet_per_node_typo_warns_through_forecast() -> None:
     )
     with pytest.warns(UserWarning, match="did you mean 'lang=de'"):
         forecast(Y, {"prophet": model}, h=2, freq="MS")
+
+
+def test_cross_validate_gives_one_gap_summary_for_all_windows() -> None:
+    from htsforecast import cross_validate
+    from htsforecast.models import SeasonalNaive
+
+    hier, _, _ = _hier_and_frames(models=("m1",))
+    rng = np.random.default_rng(2)
+    dates = pd.date_range("2019-01-01", periods=40, freq="MS")
+    df = pd.DataFrame(
+        [(g, d, 10.0 + rng.normal()) for g in "abcd" for d in dates], columns=["g", "ds", "y"]
+    )
+    Y = hier.aggregate(df)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cross_validate(
+            Y, hier, {"snaive": SeasonalNaive(12)}, {"shrink": MinTrace("mint_shrink")},
+            h=3, n_windows=3, freq="MS",
+        )  # fmt: skip
+    gaps = [w for w in caught if issubclass(w.category, ResidualGapWarning)]
+    assert len(gaps) == 1  # one line for 3 windows (each dropped the first season)
+    msg = str(gaps[0].message)
+    assert "12 of 31, 12 of 34, 12 of 37 residual periods" in msg and "3 MinTrace fit(s)" in msg
+    assert "5 node(s)" in msg
+    assert gaps[0].filename == __file__

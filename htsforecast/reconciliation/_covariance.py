@@ -50,16 +50,22 @@ RIDGE = 2e-8
 class ResidualGapWarning(UserWarning):
     """Residual periods with NaN for some node were dropped from a covariance estimate.
 
-    ``dropped`` / ``total`` count periods; ``rows`` are the node rows with a NaN residual.
+    ``pairs`` lists ``(dropped, total)`` periods per distinct case, ``rows`` the node rows with
+    a NaN residual, ``fits`` how many covariance estimates this warning stands for.
     :func:`htsforecast.reconcile` gathers these into one summary naming the nodes.
     """
 
     def __init__(
-        self, message: str, dropped: int = 0, total: int = 0, rows: np.ndarray | None = None
+        self,
+        message: str,
+        pairs: list[tuple[int, int]] | None = None,
+        rows: np.ndarray | None = None,
+        fits: int = 1,
     ) -> None:
         super().__init__(message)
-        self.dropped, self.total = dropped, total
+        self.pairs = list(pairs or [])
         self.rows = np.array([], dtype=int) if rows is None else rows
+        self.fits = fits
 
 
 def w_ols(n: int) -> LowRankW:
@@ -106,7 +112,7 @@ def complete_residuals(residuals: np.ndarray, min_periods: int = 3) -> np.ndarra
             f"{dropped} of {total} residual periods have NaN for some node and were dropped "
             "from the covariance estimate."
         )
-        warnings.warn(ResidualGapWarning(message, dropped, total, rows), stacklevel=3)
+        warnings.warn(ResidualGapWarning(message, [(dropped, total)], rows), stacklevel=3)
     return out
 
 

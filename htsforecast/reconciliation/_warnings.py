@@ -46,22 +46,25 @@ def summarised_warnings(node_ids: Sequence[str]) -> Iterator[None]:
             others[key] = others.get(key, 0) + 1
     level = external_stacklevel()
     if gaps:
-        warnings.warn(_gap_summary(gaps, node_ids), ResidualGapWarning, stacklevel=level)
+        warnings.warn(_gap_summary(gaps, node_ids), stacklevel=level)
     for (category, message), count in others.items():
         suffix = f" ({count} times)" if count > 1 else ""
         warnings.warn(message + suffix, category, stacklevel=level)
 
 
-def _gap_summary(gaps: list[ResidualGapWarning], node_ids: Sequence[str]) -> str:
+def _gap_summary(gaps: list[ResidualGapWarning], node_ids: Sequence[str]) -> ResidualGapWarning:
+    """One warning for many: the distinct period counts, the nodes and why (nestable)."""
     rows = np.unique(np.concatenate([g.rows for g in gaps]))
     names = [node_ids[r] for r in rows[:3] if r < len(node_ids)]
-    counts = sorted({(g.dropped, g.total) for g in gaps})
-    periods = ", ".join(f"{d} of {t}" for d, t in counts)
-    return (
+    pairs = sorted({p for g in gaps for p in g.pairs})
+    fits = sum(g.fits for g in gaps)
+    periods = ", ".join(f"{d} of {t}" for d, t in pairs)
+    message = (
         f"{periods} residual periods have NaN for some node and were dropped from the "
-        f"covariance estimate ({len(gaps)} MinTrace fit(s): mint_cov/mint_shrink). Why: "
+        f"covariance estimate ({fits} MinTrace fit(s): mint_cov/mint_shrink). Why: "
         f"{len(rows)} node(s) have no in-sample residual in those periods, e.g. "
         f"{', '.join(repr(n) for n in names)}; their model gives no fitted value there (a "
         "seasonal naive's first season) or their history starts later. Fit models with "
         "fitted values over a common window, or use wls_var/wls_struct/ols, to use every period."
     )
+    return ResidualGapWarning(message, pairs, rows, fits)
