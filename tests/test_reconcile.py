@@ -409,7 +409,7 @@ def test_errors_name_the_problem():
         reconcile(Y_hat_df, hier, {"x": MinTrace("mint")}, Y_df=Y_df, intervals=None)
     with pytest.raises(ReconciliationError, match=r"unknown level 'county'"):
         reconcile(Y_hat_df, hier, {"x": MiddleOut("county")}, intervals=None)
-    with pytest.raises(ReconciliationError, match=r"needs in-sample residuals"):
+    with pytest.raises(ReconciliationError, match=r"Y_df lacks fitted values for model .m."):
         reconcile(Y_hat_df, hier, {"x": MinTrace("wls_var")}, intervals=None)
     with pytest.raises(ReconciliationError, match=r"level 'c' is not on the nesting path"):
         reconcile(Y_hat_df, hier, {"x": MiddleOut("c")}, intervals=None)
