@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from htsforecast import metrics as _metrics
-from htsforecast._cv import _by_level, _interval_parts, _order_levels, _score_window
+from htsforecast._cv import _by_level, _order_levels, _resolve, _Window, _window_scores
 from htsforecast.errors import DataError
+from htsforecast.reconciliation._arrays import MethodResult
 
 __all__ = ["evaluate"]
 
@@ -84,14 +85,40 @@ def evaluate(
             f"evaluate: actuals have no rows on the forecast dates {str(dates[0])[:10]} .. "
             f"{str(dates[-1])[:10]}; pass the held-out data."
         )
-    level = sorted(int(c.rsplit("_", 1)[1]) for c in fc.columns if c.startswith("yhat_lo_"))
-    names = _interval_parts(list(metrics), level)
+    levels = tuple(sorted(int(c.rsplit("_", 1)[1]) for c in fc.columns if c.startswith("yhat_lo_")))
+    spec = _resolve(list(metrics), levels)
     m = _season_length(season_length, freq)
-    history = _history(train, actuals, dates[0], names, m)
-    scores = _score_window(fc, test, history, ids, names, m, level)
+    powers = {mt.scale_power for mt, _ in spec.metrics.values() if mt.scale_power}
+    scale = {}
+    if powers:
+        history = _history(train, actuals, dates[0], m)
+        hist = _matrix(history, "y", ids, np.sort(history["ds"].unique()))
+        scale = {p: np.atleast_1d(_metrics.seasonal_naive_scale(hist, m, p)) for p in powers}
+    results = [
+        MethodResult(
+            str(model),
+            str(method),
+            _matrix(part, "yhat", ids, dates),
+            {
+                lv: (
+                    _matrix(part, f"yhat_lo_{lv}", ids, dates),
+                    _matrix(part, f"yhat_hi_{lv}", ids, dates),
+                )
+                for lv in levels
+            },
+        )  # fmt: skip
+        for (model, method), part in fc.groupby(["model", "method"], sort=False)
+    ]
+    window = _Window(pd.Timestamp(dates[0]), dates, _matrix(test, "y", ids, dates), results, scale)
+    scores = _window_scores(window, ids, spec).drop(columns="cutoff")
     _warn_dropped(scores)
-    table = _by_level(scores, hier.level_of)
-    return _order_levels(table, hier)
+    return _order_levels(_by_level(scores, hier.level_of), hier)
+
+
+def _matrix(df: pd.DataFrame, col: str, ids: list[str], dates: np.ndarray) -> np.ndarray:
+    """(node x date) values of ``df[col]`` in ``ids`` order (NaN where a row is missing)."""
+    wide = df.pivot_table(index="unique_id", columns="ds", values=col, aggfunc="first")
+    return wide.reindex(index=ids, columns=pd.DatetimeIndex(dates)).to_numpy(dtype=float)
 
 
 def _tidy(forecasts: Any) -> pd.DataFrame:
@@ -130,16 +157,15 @@ def _season_length(season_length: int | None, freq: str | None) -> int:
     return season_length_for(freq)
 
 
-def _history(train, actuals, first, names, m) -> pd.DataFrame:  # noqa: ANN001
+def _history(train, actuals, first, m) -> pd.DataFrame:  # noqa: ANN001
     history = _long(train, "train") if train is not None else actuals[actuals["ds"] < first]
-    if any(n in _metrics.SCALED_METRICS for n in names):
-        n_dates = history["ds"].nunique()
-        if n_dates <= m:
-            raise DataError(
-                f"evaluate: scaled metrics (mase, rmsse) need more than season_length={m} "
-                f"training periods before the forecasts, got {n_dates}; pass train=... (the "
-                "data the models were fitted on) or actuals that include the history."
-            )
+    n_dates = history["ds"].nunique()
+    if n_dates <= m:
+        raise DataError(
+            f"evaluate: scaled metrics (mase, rmsse) need more than season_length={m} "
+            f"training periods before the forecasts, got {n_dates}; pass train=... (the "
+            "data the models were fitted on) or actuals that include the history."
+        )
     return history
 
 
