@@ -236,13 +236,17 @@ class Pipeline:
 
 
 def _first_steps(base: Any, h: int) -> Any:
-    """``base`` cut to its first ``h`` forecast steps."""
+    """``base`` cut to its first ``h`` forecast steps (its arrays are (n_ids, h_max))."""
     if h == base.h:
         return base
-    dates = np.sort(base.forecasts["ds"].unique())[:h]
-    fc = base.forecasts[base.forecasts["ds"].isin(dates)].reset_index(drop=True)
-    samples = {k: v[:, :h] for k, v in (base.samples or {}).items()}
-    return replace(base, forecasts=fc, samples=samples, h=h)
+    return replace(
+        base,
+        h=h,
+        mean={m: a[:, :h] for m, a in base.mean.items()},
+        lo={m: {lv: a[:, :h] for lv, a in d.items()} for m, d in base.lo.items()},
+        hi={m: {lv: a[:, :h] for lv, a in d.items()} for m, d in base.hi.items()},
+        samples={m: a[:, :h] for m, a in (base.samples or {}).items()},
+    )
 
 
 def _describe(methods: Any) -> Any:
