@@ -149,3 +149,33 @@ def test_wide_naming_is_checked() -> None:
     rec = reconcile(Y_hat_df, methods=[hf_methods.BottomUp()], Y_df=Y_df, S_df=S_df, tags=tags)
     with pytest.raises(ReconciliationError, match="naming must be"):
         rec.wide(naming="nixtla")
+
+
+def test_hf_nonnegative_mintrace_translates_to_the_exact_nnls_optimum() -> None:
+    """hierarchicalforecast's nonnegative MinTrace is translated, but the numbers differ: ours
+    is the exact optimum (checked with scipy's NNLS), its own has a larger objective here."""
+    from scipy.optimize import nnls
+
+    Y_hat_df, Y_df, S_df, tags = _nixtla_case()
+    Y_hat_df = Y_hat_df[["unique_id", "ds", "AutoETS"]].copy()
+    Y_hat_df.loc[Y_hat_df["unique_id"].str.endswith("Geelong"), "AutoETS"] = -30.0
+    methods = [hf_methods.MinTrace(method="ols", nonnegative=True)]
+    ours = reconcile(Y_hat_df, methods=methods, S_df=S_df, tags=tags, intervals=None)
+    col = "AutoETS/MinTrace_method-ols_nonnegative-True"
+    wide = ours.wide(naming="hierarchicalforecast")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = hf_core.HierarchicalReconciliation(methods).reconcile(
+            Y_hat_df=Y_hat_df, Y_df=Y_df, S_df=S_df, tags=tags
+        )
+    ids = list(S_df["unique_id"])
+    S = S_df.drop(columns="unique_id").to_numpy(float)
+
+    def mat(df, c):
+        return df.pivot(index="unique_id", columns="ds", values=c).loc[ids].to_numpy()
+
+    yhat = mat(Y_hat_df, "AutoETS")
+    exact = np.column_stack([S @ nnls(S, yhat[:, j])[0] for j in range(H)])
+    np.testing.assert_allclose(mat(wide, col), exact, atol=1e-8)
+    objective = lambda y: ((yhat - y) ** 2).sum(axis=0)  # noqa: E731
+    assert (objective(mat(theirs, col)) > objective(exact) + 1).all()

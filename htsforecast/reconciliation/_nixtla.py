@@ -5,7 +5,10 @@ Y_df=Y_df, S_df=S_df, tags=tags)``. This module
 
 - translates hierarchicalforecast's ``BottomUp``, ``TopDown``, ``MiddleOut``, ``MinTrace`` (and
   their ``*Sparse`` twins, ``OptimalCombination``) into htsforecast's methods with the same
-  parameters, and rejects the others (``ERM``, ``MinTrace('emint')``) naming ours;
+  parameters, and rejects the others (``ERM``, ``MinTrace('emint')``) naming ours. Numbers equal
+  hierarchicalforecast's dense classes, except ``MinTrace(nonnegative=True)``, where ours is the
+  exact non-negative least-squares optimum and its QP answer is not (tested), and its
+  ``MinTraceSparse``, which solves iteratively to about 1e-5;
 - checks that ``Y_df`` carries the fitted values a method needs, naming the model;
 - names reconciled columns as hierarchicalforecast does (``AutoETS/MinTrace_method-mint_shrink``)
   for :meth:`Reconciled.wide` with ``naming="hierarchicalforecast"``.
