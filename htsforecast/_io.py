@@ -137,27 +137,27 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def check_output_dir(out: str | Path) -> Path:
+def check_output_dir(out: str | Path, marker: str = STAMP, option: str = "--out") -> Path:
     """Fail before any work if ``out`` cannot receive a run's output.
 
     ``out`` may be missing (it is created), an empty folder, or the output folder of an earlier
-    run (it holds :data:`STAMP`; it is replaced whole). A file, a folder holding other files, or a
-    place that cannot be written is an error.
+    run (it holds ``marker``, by default :data:`STAMP`; it is replaced whole). A file, a folder
+    holding other files, or a place that cannot be written is an error naming ``option``.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise DataError(f"--out '{out}' is a file; give a folder (it is created if missing).")
-    if out.is_dir() and any(out.iterdir()) and not (out / STAMP).is_file():
+        raise DataError(f"{option} '{out}' is a file; give a folder (it is created if missing).")
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
         raise DataError(
-            f"--out '{out}' holds files htsforecast did not write (no {STAMP}); choose a new or "
-            "empty folder so that nothing of yours is replaced."
+            f"{option} '{out}' holds files htsforecast did not write (no {marker}); choose a new "
+            "or empty folder so that nothing of yours is replaced."
         )
     parent = (out if out.is_dir() else out.parent).resolve()
     probe = parent
     while not probe.exists():
         probe = probe.parent
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise DataError(f"--out '{out}': cannot write in '{probe}' (permission denied).")
+        raise DataError(f"{option} '{out}': cannot write in '{probe}' (permission denied).")
     return out
 
 

@@ -99,6 +99,7 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     opt("out", help="output folder (default ./htsforecast-out/)")
     opt("format", choices=("csv", "parquet"), help="output files (default: like --data)")
     opt("plot_nodes", help="comma-separated node ids to plot (default: largest per level)")
+    opt("save_model", help="also save the fitted run in this folder, for `htsforecast predict`")
     opt("plots", "--no-plots", action="store_false", default=None, help="write no PNG plots")
     p.add_argument("--config", help="TOML file with the same settings (CLI options win)")
     p.set_defaults(func=_cmd_run)
@@ -131,9 +132,34 @@ def summarize_warnings(caught: Sequence[warnings.WarningMessage]) -> list[str]:
     return [text if n == 1 else f"{text} (and {n - 1} similar)" for text, n in seen.values()]
 
 
+def _add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="forecasts of a run saved with --save-model, without refitting",
+        description="Load a run saved with `htsforecast run --save-model DIR` and write its "
+        "reconciled forecasts for the first --h steps (at most the run's h): forecasts, "
+        "best_forecasts (the run's chosen pipeline) and run.json.",
+    )
+    p.add_argument("--model", required=True, help="folder written by run --save-model")
+    p.add_argument("--h", type=int, help="forecast horizon (default: the saved run's h)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="output files")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from htsforecast.job import predict
+
+    if args.h is not None and args.h < 1:
+        raise HTSError(f"--h must be a positive number of periods, got {args.h}.")
+    predict(args.model, args.out, args.h, args.format)
+    return 0
+
+
 #: Registration functions of the subcommands, in the order ``--help`` shows them.
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_run_parser,
+    _add_predict_parser,
     _add_datasets_parser,
 ]
 

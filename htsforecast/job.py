@@ -216,6 +216,8 @@ def run(
     if cfg.metric not in metrics:
         raise DataError(f"unknown selection metric {cfg.metric!r}; choose from {list(metrics)}.")
     out = check_output_dir(cfg.out)
+    if cfg.save_model is not None:
+        check_output_dir(cfg.save_model, marker="pipeline.pkl", option="--save-model")
     data = _load(cfg)
     hier = Hierarchy.from_formula(data.formula)
     panel = hier.aggregate(data.df, time_col=cfg.time_col, target_col=cfg.target_col,
@@ -254,10 +256,49 @@ def run(
         if cfg.plots:
             _plots(tmp, hier, _history(panel), rec.forecasts, cv, selection, cfg)
         _stamp(tmp, settings)
+    if cfg.save_model is not None:
+        _save_model(cfg, hier, base, methods, selection, intervals)
     files = sorted(out.iterdir())
     _report(echo, cv, selection, cfg.metric)
     echo(f"wrote {out}/: {', '.join(p.name for p in files)}")
     return RunResult(rec.forecasts, best, None if cv is None else cv, selection, files)
+
+
+def _save_model(cfg: RunConfig, hier, base, methods, selection, intervals) -> None:  # noqa: ANN001
+    """Save the fitted run (base forecasts up to h, residuals, methods, the choice)."""
+    from htsforecast.pipeline import Pipeline
+
+    pipe = Pipeline.from_forecasts(hier, base, methods, intervals=intervals)
+    pipe.selection_ = {k: v for k, v in selection.items() if k != "settings"}
+    pipe.save(cfg.save_model)
+
+
+def predict(
+    model: str,
+    out: str,
+    h: int | None = None,
+    fmt: str = "csv",
+    echo: Callable[[str], None] = print,
+) -> RunResult:
+    """``htsforecast predict``: forecasts of a saved run (``run --save-model``), no refit.
+
+    Writes ``forecasts`` (every model x method), ``best_forecasts`` (the pipeline the run chose)
+    and ``run.json`` into ``out``, as one transaction.
+    """
+    from htsforecast.pipeline import Pipeline
+
+    target = check_output_dir(out)
+    pipe = Pipeline.load(model)
+    rec = pipe.predict(h)
+    selection = dict(getattr(pipe, "selection_", None) or {})
+    best = _best_frame(rec.forecasts, pipe.hier, selection) if selection else None
+    settings = {"model": str(Path(model).resolve()), "h": h or pipe.h_max, "format": fmt}
+    with output_transaction(target) as tmp:
+        _write(tmp, fmt, rec.forecasts, best, None, selection)
+        _stamp(tmp, settings)
+    files = sorted(target.iterdir())
+    echo(f"wrote {target}/: {', '.join(p.name for p in files)}")
+    return RunResult(rec.forecasts, best, None, selection, files)
 
 
 def _evaluate(Y, hier, models, methods, h, windows, freq, level, m, cfg, progress, fkw, intervals):  # noqa: ANN001, ANN202
@@ -343,8 +384,8 @@ def _select(cv, cfg: RunConfig, models: list[str], methods: list[str], echo) -> 
             out["tied_with"] = names[1:]
             echo(
                 f"notice: {len(ties)} pipelines tie on {cfg.metric} to three decimals "
-                f"({', '.join(names[:6])}{' ...' if len(names) > 6 else ''}); the first in the "
-                "order given was chosen."
+                f"({', '.join(names[:6])}{' ...' if len(names) > 6 else ''}); {names[0]} has "
+                f"the lowest unrounded score (runner-up margin {out['runner_up']['margin']:.2g})."
             )
     return out
 
@@ -376,7 +417,8 @@ def _write(tmp: Path, fmt: str, forecasts, best, cv, selection) -> None:  # noqa
             frame.to_csv(tmp / f"{name}.csv", index=False, float_format="%.10g")
 
     put(forecasts, "forecasts")
-    put(best, "best_forecasts")
+    if best is not None:
+        put(best, "best_forecasts")
     if cv is not None:
         put(cv, "accuracy")
     (tmp / "selection.json").write_text(json.dumps(selection, indent=2, default=str))

@@ -393,3 +393,18 @@ def test_dates_across_a_dst_change_keep_their_wall_time(tmp_path) -> None:
     assert main(args) == 0
     fc = pd.read_csv(out / "best_forecasts.csv", parse_dates=["ds"])
     assert fc["ds"].min() == pd.Timestamp("2021-04-10")  # the day after the last, no zone
+
+
+def test_save_model_then_predict_without_refitting(csv_path, tmp_path, capsys) -> None:
+    out, model, pred = tmp_path / "o", tmp_path / "model", tmp_path / "p"
+    assert main(_args(csv_path, out, "--save-model", str(model), "--cv-windows", "1")) == 0
+    assert main(["predict", "--model", str(model), "--h", "2", "--out", str(pred)]) == 0
+    run = pd.read_csv(out / "forecasts.csv", parse_dates=["ds"])
+    first = run[run["ds"] <= run["ds"].min() + pd.DateOffset(months=1)].reset_index(drop=True)
+    got = pd.read_csv(pred / "forecasts.csv", parse_dates=["ds"])
+    pd.testing.assert_frame_equal(got, first)  # the first 2 steps, identical, no refit
+    sel = json.loads((out / "selection.json").read_text())
+    best = pd.read_csv(pred / "best_forecasts.csv")
+    assert set(best["model"]) == {sel["model"]} and set(best["method"]) == {sel["method"]}
+    assert main(["predict", "--model", str(model), "--h", "5", "--out", str(pred)]) == 2
+    assert "beyond h_max=3" in _error(capsys)
