@@ -473,8 +473,9 @@ def _plots(out: Path, hier, Y, forecasts, cv, selection, cfg: RunConfig) -> None
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from htsforecast.plotting import plot_accuracy, plot_forecasts, plot_S
+    from htsforecast.plotting import plot_accuracy, plot_forecasts, plot_models, plot_S
 
+    top = max(cfg.level, default=None)
     try:
         if cv is not None:
             ax = plot_accuracy(cv[cv["model"] == selection["model"]], cfg.metric)
@@ -482,10 +483,12 @@ def _plots(out: Path, hier, Y, forecasts, cv, selection, cfg: RunConfig) -> None
         shown = list(dict.fromkeys(["base", selection["method"], "bu"]))
         fig = plot_forecasts(
             Y, forecasts[forecasts["model"] == selection["model"]], nodes=cfg.plot_nodes,
-            hier=hier, methods=shown, interval=max(cfg.level, default=None),
+            hier=hier, methods=shown, interval=top,
         )  # fmt: skip
         fig.savefig(out / "forecasts.png", dpi=100)
-        if hier.n_nodes <= 2000:
-            plot_S(hier).figure.savefig(out / "S.png", dpi=100)
+        if forecasts["model"].nunique() > 1:  # every model, the chosen method, on the total
+            ax = plot_models(Y, forecasts, "total", method=selection["method"], interval=top)
+            ax.figure.savefig(out / "models.png", dpi=100)
+        plot_S(hier).figure.savefig(out / "S.png", dpi=100)
     finally:
         plt.close("all")
