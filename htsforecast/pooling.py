@@ -43,7 +43,14 @@ from scipy import linalg, optimize, special
 from htsforecast.errors import DataError
 from htsforecast.validation import format_examples, require_columns
 
-__all__ = ["PoolingResult", "fit", "shrunk_estimates"]
+__all__ = [
+    "BayesPoolingResult",  # noqa: F822 - engine="pymc" names, loaded lazily by __getattr__
+    "ConvergenceWarning",  # noqa: F822
+    "Diagnostics",  # noqa: F822
+    "PoolingResult",
+    "fit",
+    "shrunk_estimates",
+]
 
 How = Literal["pooled", "unpooled", "partial"]
 _HOWS = ("pooled", "unpooled", "partial")
@@ -170,6 +177,9 @@ def fit(
     how: How = "partial",
     varying_slopes: bool = False,
     nested_in: str | None = None,
+    *,
+    engine: Literal["reml", "pymc"] = "reml",
+    **bayes: Any,
 ) -> PoolingResult:
     """Fit a grouped linear regression with complete, no or partial pooling.
 
@@ -189,11 +199,25 @@ def fit(
     nested_in : str, optional
         A column the groups nest in (e.g. ``"state"``): one intercept per parent, and groups are
         shrunk toward their parent's intercept instead of one common mean.
+    engine : {"reml", "pymc"}
+        ``"reml"`` (default): least squares / restricted maximum likelihood, as above.
+        ``"pymc"``: the same three models fitted by MCMC with PyMC (``pip install
+        "htsforecast[bayes]"``), giving posteriors; see :mod:`htsforecast._pooling_bayes` for
+        the model and priors.
+    **bayes
+        Options of ``engine="pymc"`` only: ``draws`` (1000 per chain), ``tune`` (default
+        ``draws``), ``chains`` (4), ``seed`` (None; an int makes the draws reproducible),
+        ``centered`` (False: non-centred group effects), ``hdi_prob`` (0.94) and
+        ``sampler_kwargs`` (passed to ``pymc.sample``, e.g. ``{"cores": 1,
+        "target_accept": 0.95}``; default ``target_accept=0.9``).
 
     Returns
     -------
     PoolingResult
         ``.summary`` (dict) and ``.groups`` (one row per group); see :class:`PoolingResult`.
+        With ``engine="pymc"`` a :class:`BayesPoolingResult`: posterior means in the same
+        places, posterior sds in ``*_se``, HDIs in ``*_hdi_lo``/``*_hdi_hi``, plus
+        ``.posterior`` (ArviZ InferenceData) and ``.diagnostics``.
 
     Raises
     ------
@@ -208,30 +232,46 @@ def fit(
         ``how="unpooled", varying_slopes=True``: groups where the predictor does not vary (e.g. a
         county with one home) have no identifiable slope; their slope (and, unless the predictor
         is 0 there, their intercept) is NaN. Complete and partial pooling estimate every group.
+    ConvergenceWarning
+        ``engine="pymc"``: divergent transitions, R-hat > 1.01 or bulk ESS < 100 per chain; the
+        message names the parameters.
     """
     if how not in _HOWS:
         raise DataError(f"how must be one of {', '.join(map(repr, _HOWS))}; got {how!r}.")
+    if engine != "reml" or bayes:
+        from htsforecast._pooling_bayes import check_options
+
+        check_options(engine, bayes)
     d = _design(data, formula, group, nested_in)
     if varying_slopes and len(d.predictors) != 1:
         raise DataError(
             f"varying_slopes=True needs exactly one predictor, but formula {formula!r} has "
             f"{len(d.predictors)}. Hint: use a formula like 'log_radon ~ floor'."
         )
+    if how == "partial":
+        _check_partial(d, group, nested_in)
+    if engine == "pymc":
+        from htsforecast._pooling_bayes import fit_result
+
+        return fit_result(d, how, formula, group, nested_in, varying_slopes, bayes)
     if how == "pooled":
         summary, groups = _fit_pooled(d)
     elif how == "unpooled":
         summary, groups = _fit_unpooled_slopes(d) if varying_slopes else _fit_unpooled(d)
     else:
-        if len(d.labels) < 2 or len(d.labels) <= len(d.parents):
-            raise DataError(
-                f"partial pooling needs several groups (more than {'parents' if nested_in else 1}) "
-                f"to estimate the spread between them, but column '{group}' has only "
-                f"{len(d.labels)}. Hint: use how='unpooled' or how='pooled'."
-            )
         summary, groups = _fit_partial_slopes(d) if varying_slopes else _fit_partial(d)
     summary = {**summary, "n_obs": len(d.y), "n_groups": len(d.labels)}
     groups = _label_groups(groups, d, group, nested_in)
     return PoolingResult(how, formula, group, nested_in, varying_slopes, summary, groups)
+
+
+def _check_partial(d: _Design, group: str, nested_in: str | None) -> None:
+    if len(d.labels) < 2 or len(d.labels) <= len(d.parents):
+        raise DataError(
+            f"partial pooling needs several groups (more than {'parents' if nested_in else 1}) "
+            f"to estimate the spread between them, but column '{group}' has only "
+            f"{len(d.labels)}. Hint: use how='unpooled' or how='pooled'."
+        )
 
 
 def shrunk_estimates(
@@ -273,6 +313,16 @@ def shrunk_estimates(
     out["group_mean"] = part.groups["group_mean"].to_numpy()
     out["shrinkage"] = part.groups["shrinkage"].to_numpy()
     return out
+
+
+def __getattr__(name: str) -> Any:
+    """The PyMC engine's public names, imported on first use (PyMC itself is imported only
+    when ``engine="pymc"`` is fitted)."""
+    if name in ("BayesPoolingResult", "ConvergenceWarning", "Diagnostics"):
+        from htsforecast import _pooling_bayes
+
+        return getattr(_pooling_bayes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------------------------
