@@ -58,6 +58,8 @@ MODELS: dict[str, str] = {
     "tsb": "IntermittentModel(TSB(alpha_d=0.1, alpha_p=0.1)): intermittent demand",
     "lgbm": "MLForecastModel(season_length=m): one LightGBM over all nodes (extra 'ml')",
     "combo": "Combination of ets, arima and theta, equal weights",
+    "pooled": "PartialPooling(m): bottom nodes as empirical-Bayes shrunk shares of their "
+    "parent's ets forecast (sparse bottom series)",
     "auto": "per-node CV choice among combo/ets/arima/theta/lgbm, and croston/adida/imapa/tsb "
     "on intermittent nodes (see htsforecast.models.auto_model; lighter on large data)",
 }
@@ -88,6 +90,7 @@ def make_models(
         Mean,
         MLForecastModel,
         Naive,
+        PartialPooling,
         ProphetModel,
         SeasonalNaive,
         StatsForecastModel,
@@ -111,6 +114,7 @@ def make_models(
         "lgbm": lambda: MLForecastModel(season_length=m),
         "combo": lambda: Combination({k: builders[k]() for k in ("ets", "arima", "theta")}),
         "auto": lambda: auto_model(m, n_obs),
+        "pooled": lambda: PartialPooling(m),
     }
     _check_names(names, builders, "model", MODELS)
     return {name: builders[name]() for name in names}

@@ -10,6 +10,8 @@
   data (intermittent nodes may get their own candidates).
 * :class:`IntermittentModel` — Croston / ADIDA / IMAPA / TSB with intervals.
 * :class:`MLForecastModel` — one LightGBM trained across all nodes (mlforecast; extra ``ml``).
+* :class:`PartialPooling` — sparse bottom series as empirical-Bayes shrunk shares (level and
+  seasonal profile) of their parent's forecast.
 * :class:`Forecaster` (protocol) / :class:`SeriesForecaster` (base class) — plug in your own.
 * :class:`Executor` / :class:`LocalExecutor` — where per-node work runs.
 """
@@ -22,6 +24,7 @@ from htsforecast.models._combination import Combination
 from htsforecast.models._execution import Executor, LocalExecutor
 from htsforecast.models._intermittent import IntermittentModel, intermittent_models
 from htsforecast.models._mlforecast import MLForecastModel
+from htsforecast.models._pooled import PartialPooling
 from htsforecast.models._prophet import ProphetModel
 from htsforecast.models._protocol import (
     Forecaster,
@@ -44,6 +47,7 @@ __all__ = [
     "ModelOutput",
     "Naive",
     "Panel",
+    "PartialPooling",
     "ProphetModel",
     "SeasonalNaive",
     "Selected",
