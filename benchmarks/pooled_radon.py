@@ -65,6 +65,7 @@ def main() -> None:
     p.add_argument("--windows", type=int, default=3)
     p.add_argument("--h", type=int, default=12)
     p.add_argument("--n-jobs", type=int, default=1)
+    p.add_argument("--save", default=None, help="folder for each model's CV table (CSV)")
     args = p.parse_args()
 
     from htsforecast import Hierarchy, cross_validate
@@ -87,7 +88,11 @@ def main() -> None:
                 n_jobs=args.n_jobs,
             )  # fmt: skip
         secs[name] = time.perf_counter() - t0
+        tab = getattr(tab, "table", tab)  # CVResult (or a plain table from older versions)
         tables.append(tab)
+        if args.save:
+            os.makedirs(args.save, exist_ok=True)
+            tab.to_csv(os.path.join(args.save, f"cv_{name}.csv"), index=False)
         print(f"{name}: {secs[name]:.0f} s", flush=True)
     table = pd.concat(tables, ignore_index=True)
     wide = table.pivot_table(index=["metric", "method", "level"], columns="model", values="value",
