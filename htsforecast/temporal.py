@@ -153,7 +153,14 @@ def forecast_temporal(
         Yk = Yt.loc[Yt["temporal_level"] == k, ["unique_id", "ds", "y"]]
         mk = {name: season_model(mod, th.season_of(k)) for name, mod in models.items()}
         base = forecast(
-            Yk, mk, periods * th.m // k, th.level_freq(k), level, n_jobs, fallback, progress
+            Yk,
+            mk,
+            periods * th.m // k,
+            freq=th.level_freq(k),
+            level=level,
+            n_jobs=n_jobs,
+            fallback=fallback,
+            progress=progress,
         )
         fcs.append(base.forecasts.assign(temporal_level=k))
         ins.append(base.insample.assign(temporal_level=k))
