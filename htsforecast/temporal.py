@@ -52,6 +52,8 @@ __all__ = [
     "forecast_temporal",
     "reconcile_temporal",
     "reconcile_cross_temporal",
+    "level_table",
+    "season_model",
     "TEMPORAL_METHODS",
     "CROSS_TEMPORAL_METHODS",
 ]

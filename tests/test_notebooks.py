@@ -64,3 +64,13 @@ def test_radon_bayesian_notebook(monkeypatch):
     largest = float(text.split("largest |REML - PyMC| over counties:")[1].split()[0])
     assert largest < 0.2  # every county's posterior mean near its REML estimate
     assert "varying slopes: divergences centred" in text
+
+
+def test_temporal_hierarchies_notebook(monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = _execute("temporal_hierarchies.ipynb")
+    assert _outputs(nb, "error") == []
+    text = "".join(o.get("text", "") for o in _outputs(nb, "stream"))
+    assert "25 series" in text and "(28, 12)" in text
+    annual, months = (ln for ln in text.splitlines() if ln.startswith(("annual", "sum of 12")))
+    assert annual.split(":")[1].strip() == months.split(":")[1].strip()  # coherent in time
