@@ -327,7 +327,7 @@ def _tcs(
         res = None if R is None else level_residuals(R, node_level, k)
         problem = Problem(S=K.S_cs, levels={}, residuals=res)
         fitted = MinTrace(cs_method).fit(problem, np.zeros((n, 1)))
-        Ps.append(fitted.bottom(np.eye(n), None))
+        Ps.append(fitted.bottom(np.eye(n)))
     P = np.mean(Ps, axis=0)
     B = P @ Ft.reshape(n, -1)
     out = np.asarray(K.S_cs @ B).reshape(F.shape)
