@@ -23,7 +23,7 @@ reconciliation, IJF 39(1).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -52,7 +52,8 @@ __all__ = [
     "forecast_temporal",
     "reconcile_temporal",
     "reconcile_cross_temporal",
-    "level_table",
+    "accuracy_table",
+    "tag_methods",
     "season_model",
     "TEMPORAL_METHODS",
     "CROSS_TEMPORAL_METHODS",
@@ -319,28 +320,68 @@ def reconcile_cross_temporal(
     return _run(base, ids, names, solve, S_cs=hier.S)
 
 
-def level_table(
+def tag_methods(*recs: tuple[str, TemporalReconciled]) -> TemporalReconciled:
+    """Stack results with prefixed method names (``("te_", te), ("ct_", ct)`` gives ``te_shr``,
+    ``ct_bdshr`` ...); the base forecasts are kept once, as ``"base"``."""
+    frames = []
+    for k, (prefix, rec) in enumerate(recs):
+        fc = rec.forecasts
+        fc = fc.assign(method=fc["method"].where(fc["method"] == "base", prefix + fc["method"]))
+        frames.append(fc if k == 0 else fc[fc["method"] != "base"])
+    diags = [r.diagnostics.assign(method=p + r.diagnostics["method"]) for p, r in recs]
+    info = {(mod, p + meth): v for p, r in recs for (mod, meth), v in r.info.items()}
+    return TemporalReconciled(pd.concat(frames, ignore_index=True), pd.concat(diags), info)
+
+
+def accuracy_table(
     rec: TemporalReconciled,
     actual: pd.DataFrame,
+    base: TemporalForecasts,
     hier: Hierarchy | None = None,
-    metric: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """Mean accuracy per cross-sectional level, temporal level, model and method.
+    """MAE, RMSE and MASE per cross-sectional level, temporal level, model and method.
 
-    ``actual`` is ``unique_id, temporal_level, ds, y`` (e.g. ``th.aggregate`` of the test
-    data); ``metric(y, yhat)`` gives one score per row (default: absolute error, so the table
-    holds MAE). Returns ``level, temporal_level, model, method, value``.
+    ``actual`` is ``unique_id, temporal_level, ds, y`` (``th.aggregate`` of the test data).
+    Scores are computed per series over the horizon, then averaged over the series of each
+    cross-sectional level (``"all"``: every series). MASE is scaled by the in-sample seasonal
+    naive error of the same series and temporal level (season ``m / k``, naive when 1), from
+    ``base.insample``.
+
+    Returns
+    -------
+    DataFrame
+        ``level, temporal_level, model, method, metric, value``.
     """
-    metric = metric or (lambda y, yhat: np.abs(y - yhat))
     keys = ["unique_id", "temporal_level", "ds"]
     df = rec.forecasts.merge(actual[keys + ["y"]], on=keys, how="inner")
     if df.empty:
         raise DataError("no forecast matches an actual value (unique_id, temporal_level, ds).")
-    df["value"] = metric(df["y"].to_numpy(), df["yhat"].to_numpy())
+    df["ae"], df["se"] = (df["y"] - df["yhat"]).abs(), (df["y"] - df["yhat"]) ** 2
+    by = ["unique_id", "temporal_level", "model", "method"]
+    per = df.groupby(by, sort=False).agg(mae=("ae", "mean"), mse=("se", "mean")).reset_index()
+    per["rmse"] = np.sqrt(per.pop("mse"))
+    scale = _mase_scale(base)
+    per = per.merge(scale, on=["unique_id", "temporal_level", "model"], how="left")
+    per["mase"] = per["mae"] / per.pop("scale")
     level_of = hier.level_of if hier is not None else {}
-    df["level"] = df["unique_id"].map(level_of).fillna("series")
-    per_series = df.groupby(
-        ["level", "temporal_level", "model", "method", "unique_id"]
-    ).value.mean()
-    out = per_series.groupby(["level", "temporal_level", "model", "method"]).mean()
-    return out.reset_index()
+    per["level"] = per["unique_id"].map(level_of).fillna("series")
+    long = per.melt(by + ["level"], ["mae", "rmse", "mase"], "metric", "value")
+    keys = ["temporal_level", "model", "method", "metric"]
+    out = [long.groupby(["level", *keys], sort=False).value.mean().reset_index()]
+    out.append(long.groupby(keys, sort=False).value.mean().reset_index().assign(level="all"))
+    return pd.concat(out, ignore_index=True)[["level", *keys, "value"]]
+
+
+def _mase_scale(base: TemporalForecasts) -> pd.DataFrame:
+    """Mean |y_t - y_{t-s}| of the training data per series, temporal level and model."""
+    if base.insample is None:
+        raise DataError("MASE needs the in-sample data (base.insample).")
+    th = base.hierarchy
+    ins = base.insample.sort_values(["model", "unique_id", "temporal_level", "ds"])
+    parts = []
+    for k, part in ins.groupby("temporal_level"):
+        grp = part.groupby(["model", "unique_id"], sort=False)["y"]
+        diff = (part["y"] - grp.shift(th.season_of(int(k)))).abs()
+        sc = diff.groupby([part["model"], part["unique_id"]], sort=False).mean()
+        parts.append(sc.rename("scale").reset_index().assign(temporal_level=k))
+    return pd.concat(parts, ignore_index=True)

@@ -377,3 +377,51 @@ def test_errors_name_the_problem():
         reconcile_temporal(TemporalForecasts(missing, None, th, 8, pd.DataFrame()), ["ols"])
     with pytest.raises(DataError, match="h must be a positive integer"):
         forecast_temporal(pd.DataFrame(), th, {}, h=0)
+
+
+def test_accuracy_table_matches_metrics_and_tags_methods():
+    from htsforecast.metrics import mase, rmse
+    from htsforecast.temporal import accuracy_table, tag_methods
+
+    hier, th, base = small_case(seed=11)
+    te = reconcile_temporal(base, ["struc"])
+    ct = reconcile_cross_temporal(base, hier, ["struc"])
+    both = tag_methods(("te_", te), ("ct_", ct))
+    assert sorted(both.forecasts.method.unique()) == ["base", "ct_struc", "te_struc"]
+    assert len(both.forecasts) == 3 * len(base.forecasts)
+    actual = base.forecasts.rename(columns={"yhat": "y"}).assign(y=lambda d: d.y + 1.0)
+    tab = accuracy_table(both, actual, base, hier)
+    one = lambda d, **kw: d.loc[np.logical_and.reduce([d[k] == v for k, v in kw.items()])]  # noqa: E731
+    got = one(tab, level="total", temporal_level=2, method="ct_struc", metric="mase").value.item()
+    fc = one(ct.forecasts, unique_id="total", temporal_level=2, method="struc").sort_values("ds")
+    y = one(actual, unique_id="total", temporal_level=2).sort_values("ds").y.to_numpy()
+    train = one(base.insample, unique_id="total", temporal_level=2).sort_values("ds").y.to_numpy()
+    assert got == pytest.approx(mase(y, fc.yhat.to_numpy(), train, m=2), rel=1e-12)
+    base_rmse = one(tab, level="all", temporal_level=4, method="base", metric="rmse").value.item()
+    assert base_rmse == pytest.approx(1.0)  # every base forecast is off by exactly 1
+    assert rmse(y, y - 1.0) == pytest.approx(1.0)
+
+
+def test_cli_run_temporal_writes_levels_and_accuracy(tmp_path, capsys):
+    from htsforecast.cli import main
+
+    rng = np.random.default_rng(12)
+    dates = pd.date_range("2000-01-01", periods=4 * 8 + 2, freq="QS")
+    rows = [{"a": a, "b": b, "ds": d, "y": 10 + rng.gamma(2.0)} for a in "xy" for b in "uv"
+            for d in dates]  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
+    out = tmp_path / "out"
+    args = ["run", "--data", str(tmp_path / "d.csv"), "--formula", "a * b", "--freq", "QS",
+            "--models", "snaive", "--h", "3", "--temporal", "auto", "--out", str(out),
+            "--n-jobs", "1", "--no-plots"]  # fmt: skip
+    assert main(args) == 0
+    fc = pd.read_csv(out / "forecasts.csv")
+    acc = pd.read_csv(out / "accuracy.csv")
+    assert sorted(fc.temporal_level.unique()) == [1, 2, 4]
+    assert {"base", "te_wlsv", "ct_bdshr", "ct_tcs"} <= set(fc.method)
+    assert len(fc[(fc.method == "base") & (fc.temporal_level == 1)]) == 9 * 4  # h=3 -> 1 year
+    assert {"total", "a", "b", "a/b", "all"} == set(acc.level)
+    assert {"mae", "rmse", "mase"} == set(acc.metric)
+    assert "by temporal level" in capsys.readouterr().out
+    assert main(args[:-7] + ["--temporal", "12,5", "--out", str(out), "--no-plots"]) == 2
+    assert "divide the largest" in capsys.readouterr().err
