@@ -312,12 +312,26 @@ def reconcile_cross_temporal(
     names = _methods(methods, CROSS_TEMPORAL_METHODS, "cross-temporal")
     th = base.hierarchy
     ids = list(hier.node_ids)
+    _check_common_dates(base.forecasts, len(ids))
     K = Kron(hier.S, th.S)
 
     def solve(name: str, F: np.ndarray, R: np.ndarray | None):  # noqa: ANN202
         return cross_temporal_reconcile(name, K, F, R, th.node_level, nonnegative, tcs)
 
     return _run(base, ids, names, solve, S_cs=hier.S)
+
+
+def _check_common_dates(fc: pd.DataFrame, n_series: int) -> None:
+    """Cross-temporal reconciliation mixes series period by period: their dates must agree."""
+    counts = fc.groupby(["model", "temporal_level", "ds"]).unique_id.nunique()
+    bad = counts[counts != n_series]
+    if len(bad):
+        model, k, ds = bad.index[0]
+        raise DataError(
+            f"cross-temporal reconciliation needs every series forecast for the same dates, but "
+            f"at temporal level {k} only {bad.iloc[0]} of {n_series} series have {ds} (model "
+            f"{model!r}); make every series end on the same date."
+        )
 
 
 def tag_methods(*recs: tuple[str, TemporalReconciled]) -> TemporalReconciled:

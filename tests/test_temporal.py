@@ -375,6 +375,10 @@ def test_errors_name_the_problem():
                                & (base.forecasts.temporal_level == 2))]  # fmt: skip
     with pytest.raises(DataError, match="total"):
         reconcile_temporal(TemporalForecasts(missing, None, th, 8, pd.DataFrame()), ["ols"])
+    shifted = base.forecasts.copy()
+    shifted.loc[shifted.unique_id == "a=x", "ds"] += pd.DateOffset(months=3)
+    with pytest.raises(DataError, match="same dates"):
+        reconcile_cross_temporal(TemporalForecasts(shifted, None, th, 8, pd.DataFrame()), hier)
     with pytest.raises(DataError, match="h must be a positive integer"):
         forecast_temporal(pd.DataFrame(), th, {}, h=0)
 
