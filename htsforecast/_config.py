@@ -155,6 +155,10 @@ SETTINGS: dict[str, _Setting] = {
     "allow_fallback": _Setting(_bool, "accept a model whose nodes mostly fell back"),
     "plot_nodes": _Setting(_names, "node ids to plot"),
     "save_model": _Setting(_str(none_ok=True), "folder to save the fitted pipeline in"),
+    "temporal": _Setting(
+        _str(none_ok=True),
+        "temporal hierarchy: 'auto' or factors such as 12,4,1 (forecasts every temporal level)",
+    ),
 }
 
 
@@ -195,6 +199,7 @@ class RunConfig:
     allow_fallback: bool = False
     plot_nodes: tuple[str, ...] | None = None
     save_model: str | None = None
+    temporal: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):

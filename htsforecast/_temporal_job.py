@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -60,12 +59,12 @@ def run_temporal(
     hier: Hierarchy,
     Y: pd.DataFrame,
     freq: str,
-    models: dict[str, Callable[[int], Any]],
+    factory: Callable[[str, int], Any],
     echo: Callable[[str], None] = print,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[Path]]:
-    """Run the temporal job; returns (forecasts, accuracy, summary, files written).
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run the temporal job; returns (forecasts of every level, accuracy table).
 
-    ``models`` maps a name to a factory ``season_length -> model`` (called per temporal level).
+    ``factory(model name, season length)`` builds each model of ``cfg.models`` per temporal level.
     """
     th = TemporalHierarchy(freq, parse_factors(cfg.temporal))
     h = cfg.h if cfg.h is not None else th.m
@@ -78,27 +77,20 @@ def run_temporal(
         )
     last = Y.groupby("unique_id")["ds"].rank(ascending=False, method="first") <= h
     train, test = Y[~last], Y[last]
+    models = {name: (lambda s, name=name: factory(name, s)) for name in cfg.models}
     echo(
         f"{hier.n_nodes} series x {len(th.factors)} temporal levels {list(th.factors)} "
         f"({freq}); holdout h={h}; models {list(models)}; temporal methods "
         f"{list(TEMPORAL_RUN_METHODS['te'])}, cross-temporal {list(TEMPORAL_RUN_METHODS['ct'])}"
     )
     base = forecast_temporal(train, th, models, h, n_jobs=cfg.n_jobs, progress=False)
-    accuracy = accuracy_table(
-        _reconcile(base, hier, cfg.nonnegative), th.aggregate(test), base, hier
-    )
-    final = forecast_temporal(Y, th, models, h, level=None, n_jobs=cfg.n_jobs, progress=False)
+    rec = _reconcile(base, hier, cfg.nonnegative)
+    accuracy = accuracy_table(rec, th.aggregate(test), base, hier)
+    final = forecast_temporal(Y, th, models, h, n_jobs=cfg.n_jobs, progress=False)
     forecasts = _reconcile(final, hier, cfg.nonnegative).forecasts
     metric = cfg.metric if cfg.metric in ("mase", "rmse", "mae") else "mase"
     sub = accuracy[(accuracy.metric == metric) & (accuracy.level == "all")]
     summary = sub.pivot_table(index="temporal_level", columns="method", values="value")
-    summary = summary.sort_index(ascending=False)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = [out / "forecasts.csv", out / "accuracy.csv"]
-    forecasts.to_csv(files[0], index=False)
-    accuracy.to_csv(files[1], index=False)
     echo(f"\n{metric} by temporal level on the holdout (mean over all series):")
-    echo(summary.round(3).to_string())
-    echo(f"wrote {', '.join(str(p) for p in files)}")
-    return forecasts, accuracy, summary, files
+    echo(summary.sort_index(ascending=False).round(3).to_string())
+    return forecasts, accuracy

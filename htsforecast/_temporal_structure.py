@@ -21,10 +21,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from htsforecast._forecast import validate_long_frame
 from htsforecast.errors import DataError, HierarchyError
 from htsforecast.models._baseline import season_length_for
-from htsforecast.validation import format_examples
+from htsforecast.validation import format_examples, validate_panel
 
 __all__ = ["TemporalHierarchy", "to_blocks"]
 
@@ -165,21 +164,20 @@ class TemporalHierarchy:
             first ``len % m`` observations of each series are dropped (incomplete leading
             top-level period).
         """
-        frame = validate_long_frame(Y, self.freq)
-        ids = frame["unique_id"].to_numpy()
-        codes, uniq = pd.factorize(ids)
-        lengths = np.bincount(codes)
+        panel = validate_panel(Y, self.freq)
+        lengths = panel.end - panel.start
         short = np.flatnonzero(lengths < self.m)
         if short.size:
             raise DataError(
                 f"{short.size} series are shorter than one top-level period ({self.m} periods of "
-                f"{self.freq!r}), e.g. {format_examples(list(uniq[short]))}; they cannot be "
+                f"{self.freq!r}), e.g. {format_examples(list(panel.ids[short]))}; they cannot be "
                 "temporally aggregated."
             )
-        start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        pos = np.arange(len(frame)) - start[codes]
-        keep = pos >= (lengths % self.m)[codes]
-        y, ds, ids = frame["y"].to_numpy()[keep], frame["ds"].to_numpy()[keep], ids[keep]
+        n_keep = lengths // self.m * self.m  # end-aligned: drop the first len % m periods
+        rows = np.repeat(np.arange(panel.n_series), n_keep)
+        cols = np.concatenate([np.arange(e - k, e) for e, k in zip(panel.end, n_keep)])
+        y, ds = panel.values[rows, cols], panel.dates.to_numpy()[cols]
+        ids = np.asarray(panel.ids, dtype=object)[rows]
         parts = []
         for k in self.factors:
             parts.append(

@@ -224,6 +224,10 @@ def run(
         check_output_dir(cfg.save_model, marker="pipeline.pkl", option="--save-model")
     data = _load(cfg)
     hier = Hierarchy.from_formula(data.formula)
+    if cfg.temporal is not None:  # the temporal-hierarchy job: htsforecast._temporal_job
+        Y = hier.aggregate(data.df, time_col=cfg.time_col, target_col=cfg.target_col,
+                           freq=data.freq, fill=cfg.fill)  # fmt: skip
+        return _run_temporal(cfg, data, hier, Y, out, echo)
     panel = hier.aggregate(data.df, time_col=cfg.time_col, target_col=cfg.target_col,
                            freq=data.freq, fill=cfg.fill, as_panel=True)  # fmt: skip
     m = season_length_for(data.freq)
@@ -303,6 +307,22 @@ def predict(
     files = sorted(target.iterdir())
     echo(f"wrote {target}/: {', '.join(p.name for p in files)}")
     return RunResult(rec.forecasts, best, None, selection, files)
+
+
+def _run_temporal(cfg, data, hier, Y, out, echo) -> RunResult:  # noqa: ANN001
+    from htsforecast._temporal_job import run_temporal
+
+    def factory(name: str, season: int) -> Any:
+        return make_models((name,), season, n_obs=len(Y))[name]
+
+    fc, acc = run_temporal(cfg, hier, Y, data.freq, factory, echo)
+    with output_transaction(out) as tmp:
+        fc.to_csv(tmp / "forecasts.csv", index=False)
+        acc.to_csv(tmp / "accuracy.csv", index=False)
+        _stamp(tmp, {**asdict(cfg), "freq": data.freq, "formula": data.formula, **data.source})
+    files = sorted(out.iterdir())
+    echo(f"wrote {out}/: {', '.join(p.name for p in files)}")
+    return RunResult(fc, fc.iloc[:0], acc, {}, files)
 
 
 def _evaluate(Y, hier, models, methods, h, windows, freq, level, m, cfg, progress, fkw, intervals):  # noqa: ANN001, ANN202
