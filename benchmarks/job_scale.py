@@ -16,14 +16,14 @@ with every default method (the registry's defaults). ``items = 3049`` is the M5 
 bottom series, 42,840 nodes. The job runs in-process under ``cProfile``; stages are read from
 the cumulative time of the functions that do them (nested stages subtracted):
 
-- load/validate: ``job._load`` and the frame checks (``validate_long_frame``, ``_check_frame``),
-- aggregate: ``Hierarchy.aggregate``,
-- base fit: ``forecast`` minus its validation,
+- load/validate: ``job._load`` (reading the file),
+- aggregate: ``Hierarchy.aggregate`` (validates the frame once and builds the panel),
+- base fit: ``forecast_panel`` (CV window and final fit),
 - reconcile points: every method's ``fit`` and ``Fitted.bottom`` (CV window and final fit),
 - reconcile intervals: ``_interval_bounds`` (Gaussian variances ``diag(S P W_h P' S')``),
-- reconcile frames: the rest of ``reconcile`` (pivots, tidy frames, diagnostics),
-- evaluation: scoring the CV window and the per-level tables, selection,
-- writing: ``job._write`` (CSV/Parquet, JSON, plots).
+- reconcile other: the rest of ``reconcile_arrays`` and the tidy frames (diagnostics, framing),
+- evaluation: scoring the CV window, the per-level tables, selection,
+- writing: ``job._write``, ``_plots``, ``_stamp`` (output files, plots).
 
 The profiler adds some overhead to Python-heavy stages; the wall time without it is printed too
 (``--no-plain`` skips that second run). Peak RSS is the worker's ``VmHWM``.
@@ -52,23 +52,19 @@ STORES = ["CA_1", "CA_2", "CA_3", "CA_4", "TX_1", "TX_2", "TX_3", "WI_1", "WI_2"
 DEPTS = {"FOODS": 3, "HOBBIES": 2, "HOUSEHOLD": 2}  # 7 departments, as M5
 SIZES = (346, 1000, 3049)  # 4,998 / 14,154 / 42,840 nodes
 STAGES = {  # stage -> (file suffix, function name) whose cumulative time counts
-    "load/validate": [
-        ("job.py", "_load"),
-        ("_forecast.py", "validate_long_frame"),
-        ("_cv.py", "_check_frame"),
-    ],
-    "aggregate": [("hierarchy.py", "aggregate")],
-    "base fit": [("_forecast.py", "forecast")],
+    "load/validate": [("job.py", "_load")],
+    "aggregate": [("hierarchy.py", "aggregate")],  # validates the frame once (as_panel=True)
+    "base fit": [("_forecast.py", "forecast_panel")],
     "reconcile points": [("_methods.py", "fit"), ("_methods.py", "bottom")],
-    "reconcile intervals": [("_api.py", "_interval_bounds")],
-    "reconcile frames": [("_api.py", "_reconcile")],
+    "reconcile intervals": [("_arrays.py", "_interval_bounds")],
+    "reconcile other": [("_arrays.py", "reconcile_arrays"), ("_api.py", "_tidy")],
     "evaluation": [
-        ("_cv.py", "_score_window"),
+        ("_cv.py", "_score"),
         ("_cv.py", "_assemble"),
         ("_cv.py", "_horizon_scores"),
-        ("selection.py", "select_best"),
+        ("job.py", "_select"),
     ],
-    "writing": [("job.py", "_write")],
+    "writing": [("job.py", "_write"), ("job.py", "_plots"), ("job.py", "_stamp")],
 }
 
 
@@ -121,14 +117,8 @@ def _stage_times(stats: pstats.Stats) -> dict[str, float]:
         for stage, keys in STAGES.items():
             if any(path.endswith(suffix) and name == fn for suffix, fn in keys):
                 cum[stage] = cum.get(stage, 0.0) + ct
-    validate = sum(
-        ct
-        for (path, _l, name), (_c, _n, _t, ct, _cl) in stats.stats.items()
-        if path.endswith("_forecast.py") and name == "validate_long_frame"
-    )
-    cum["base fit"] = cum.get("base fit", 0.0) - validate
     inner = cum.get("reconcile points", 0.0) + cum.get("reconcile intervals", 0.0)
-    cum["reconcile frames"] = cum.get("reconcile frames", 0.0) - inner
+    cum["reconcile other"] = cum.get("reconcile other", 0.0) - inner
     return cum
 
 
