@@ -5,6 +5,8 @@ Run (from the repository root)::
     /work/venv/bin/python benchmarks/reconcile_scale.py            # 1,000 / 5,000 / 30,000 bottom
     /work/venv/bin/python benchmarks/reconcile_scale.py --quick    # 1,000 bottom only, ~1 min
     /work/venv/bin/python benchmarks/reconcile_scale.py --sizes 1000,5000 --out table.md
+    /work/venv/bin/python benchmarks/reconcile_scale.py --intervals   # + Gaussian intervals, vs peer
+    /work/venv/bin/python benchmarks/reconcile_scale.py --anchor      # points at 250,000 bottom
 
 For each size it builds the grouped hierarchy ``(state / store) * (cat / item)`` (and, for
 top-down, the strict tree ``state / store / item`` over the same bottom series) with
@@ -458,10 +460,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--budget", type=float, default=20.0, help="stop repeating after this many s")
     ap.add_argument("--no-peer", action="store_true", help="htsforecast only")
     ap.add_argument("--out", default=None, help="also write the markdown here")
+    ap.add_argument("--intervals", action="store_true", help="interval rows instead (see below)")
+    ap.add_argument("--anchor", action="store_true", help="the 250,000-series row instead")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         return worker(args.worker)
+    if args.intervals or args.anchor:
+        return _interval_main(args)
     sizes = [1000] if args.quick else [int(s) for s in args.sizes.split(",")]
     if args.quick:
         args.timeout = min(args.timeout, 60.0)
@@ -487,6 +493,28 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         Path(args.out).write_text(text + "\n")
     return None
+
+
+def _interval_main(args) -> None:  # noqa: ANN001
+    """``--intervals``: points vs points + Gaussian intervals per method and size, with the
+    peer's normality intervals where they fit (:mod:`_interval_rows`); ``--anchor``: points at
+    250,000 bottom series against the published WLS figure."""
+    from _interval_rows import anchor_rows, interval_rows, render_intervals
+
+    load0 = os.getloadavg()
+    parts = []
+    if args.intervals:
+        rows = []
+        for size in [1000] if args.quick else [int(s) for s in args.sizes.split(",")]:
+            rows += interval_rows(size, repeats=args.repeats or 1)
+        parts.append(render_intervals(rows))
+    if args.anchor:
+        parts.append(anchor_rows())
+    parts.append(f"load average at start {load0[0]:.1f}, at end {os.getloadavg()[0]:.1f}")
+    text = "\n\n".join(parts)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -128,6 +128,7 @@ def test_proportional_horizons_computed_once_equal_each_horizon() -> None:
     n = S.shape[0]
     W = LowRankW(rng.uniform(0.5, 2.0, n), rng.normal(size=(n, 4)))
     base = rng.uniform(0.5, 2.0, n)
+    base[0] = 0.0  # a node with zero variance (e.g. all-zero residuals) stays in the group
     sigma2 = np.column_stack([base, 2 * base, rng.uniform(0.5, 2.0, n), 3.5 * base])
     groups = proportional_groups(sigma2)
     assert [g[0] for g in groups] == [0, 2]

@@ -186,8 +186,15 @@ class Estimator:
     fallback: str | None = None
 
 
+def _resid(problem: Problem) -> np.ndarray:
+    """The in-sample residuals (``MinTrace.weights`` checks them before calling an estimator)."""
+    if problem.residuals is None:
+        raise ReconciliationError("this covariance estimator needs in-sample residuals.")
+    return problem.residuals
+
+
 def _shrink(problem: Problem, method: MinTrace) -> tuple[LowRankW, dict]:
-    W, lam = w_shrink(problem.residuals, method.mint_shr_ridge)
+    W, lam = w_shrink(_resid(problem), method.mint_shr_ridge)
     return W, {"shrinkage_lambda": lam}
 
 
@@ -200,9 +207,9 @@ COVARIANCES: dict[str, Estimator] = {
         "structural scaling: bottom series under each node",
         needs_residuals=False,
     ),
-    "wls_var": Estimator(lambda p, m: (w_var(p.residuals), {}), "in-sample residual variances"),
+    "wls_var": Estimator(lambda p, m: (w_var(_resid(p)), {}), "in-sample residual variances"),
     "mint_cov": Estimator(
-        lambda p, m: (w_cov(p.residuals), {}),
+        lambda p, m: (w_cov(_resid(p)), {}),
         "sample covariance of the residuals",
         fallback="mint_shrink",
     ),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -171,14 +171,14 @@ class Fitted:
         >>> fit.variance(np.ones((3, 1)))[:, 0].tolist()
         [2.0, 1.0, 1.0]
         """
-        SP = sp.csr_matrix(S @ P) if sp.issparse(P) else np.asarray(S @ P)
-        SP2 = SP.multiply(SP).tocsr() if sp.issparse(SP) else SP**2
 
         def bottom(Y: np.ndarray, kind: Kind, steps: np.ndarray | None) -> np.ndarray:
             b = np.asarray(P @ Y)
             return np.maximum(b, 0.0) if nonnegative else b
 
         def variance(sigma2: np.ndarray) -> np.ndarray:
+            SP: Any = sp.csr_matrix(S @ P) if sp.issparse(P) else np.asarray(S @ P)
+            SP2 = SP.multiply(SP).tocsr() if sp.issparse(SP) else SP**2
             if W is None:
                 return np.asarray(SP2 @ sigma2)
             out = np.empty(sigma2.shape)

@@ -55,11 +55,16 @@ def methods() -> dict[str, MethodSpec]:
     out = dict(_FIXED)
     for name, est in COVARIANCES.items():
         out[name] = MethodSpec(
-            lambda nn, name=name: MinTrace(name, nonnegative=nn),
-            f"MinTrace('{name}'): {est.doc}",
-            default=name not in _NOT_DEFAULT,
+            _mintrace(name), f"MinTrace('{name}'): {est.doc}", default=name not in _NOT_DEFAULT
         )
     return out
+
+
+def _mintrace(name: str) -> Callable[[bool], MinTrace]:
+    def build(nonnegative: bool) -> MinTrace:
+        return MinTrace(name, nonnegative=nonnegative)
+
+    return build
 
 
 def method_names() -> list[str]:

@@ -67,16 +67,17 @@ def proportional_groups(sigma2: np.ndarray, rtol: float = 1e-12) -> list[tuple[i
             continue
         base = sigma2[:, ref]
         factors = np.full(h, np.nan)
-        ok = base > 0
-        if ok.all():
-            ratio = sigma2[:, todo] / base[:, None]
+        ok = base > 0  # nodes with zero variance must stay at zero
+        if ok.any():
+            ratio = sigma2[ok][:, todo] / base[ok, None]
             first = ratio[0]
             same = np.all(np.abs(ratio - first) <= rtol * np.abs(first), axis=0)
+            same &= np.all(sigma2[~ok][:, todo] == 0, axis=0)
             cols = np.flatnonzero(todo)[same]
             factors[cols] = first[same]
         else:
-            cols = np.array([ref])
-            factors[ref] = 1.0
+            cols = np.flatnonzero(todo & np.all(sigma2 == 0, axis=0))
+            factors[cols] = 0.0
         todo[cols] = False
         groups.append((ref, factors))
     return groups

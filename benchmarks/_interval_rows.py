@@ -1,0 +1,175 @@
+"""Interval rows of ``reconcile_scale.py`` and the 250,000-series anchor row.
+
+Interval rows: for each size, every projection method is timed through ``reconcile`` without
+intervals and with Gaussian 80/95 % intervals (``diag(S P W_h P' S')``), on the grouped
+synthetic hierarchy, with two kinds of base intervals:
+
+- ``prop``: ``σ_ih = σ_i sqrt(h)`` (seasonal-naive-like: every node's variance grows by the same
+  factor, so the reconciled variances of all horizons follow from one),
+- ``general``: ``σ_ih = σ_i sqrt(1 + a_i (h - 1))`` with a random ``a_i`` per node (ETS-like:
+  each horizon is its own computation).
+
+The peer is hierarchicalforecast's ``intervals_method="normality"`` (dense classes; run while
+its dense n x n matrices fit in memory), compared as ``max |ours - peer| / level`` over the
+bounds. The anchor row times points at 250,000 bottom series against the published figure
+(WLS of 249,808 series in 1.43 s; Wickramasuriya, Turlach & Hyndman 2020, other hardware).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+from _synthetic import MODEL, level_of_series, make_synthetic
+from scipy.stats import norm
+from threadpoolctl import threadpool_limits
+
+INTERVAL_METHODS = {
+    "bottom_up": ("BottomUp()", "BottomUp()"),
+    "ols": ("MinTrace('ols')", "MinTrace(method='ols')"),
+    "wls_struct": ("MinTrace('wls_struct')", "MinTrace(method='wls_struct')"),
+    "wls_var": ("MinTrace('wls_var')", "MinTrace(method='wls_var')"),
+    "mint_shrink": ("MinTrace('mint_shrink')", "MinTrace(method='mint_shrink')"),
+}
+LEVELS = [80, 95]
+PEER_MAX_NODES = 2_000  # the peer forms dense n x n matrices (minutes each at 7,000 nodes here)
+ANCHOR = 1.43  # s, WLS reconciliation of 249,808 series (Wickramasuriya, Turlach & Hyndman 2020)
+
+
+def with_intervals(syn, kind: str, seed: int = 0):  # noqa: ANN001, ANN201
+    """``syn.Y_hat_df`` with ``-lo-L`` / ``-hi-L`` columns of the given kind."""
+    rng = np.random.default_rng(seed)
+    n, h = syn.yhat.shape
+    sd = np.nanstd(syn.y - syn.fitted, axis=1)[:, None]
+    steps = np.arange(1, h + 1)[None, :]
+    if kind == "prop":
+        sigma = sd * np.sqrt(steps)
+    else:
+        sigma = sd * np.sqrt(1.0 + rng.uniform(0.2, 2.0, size=(n, 1)) * (steps - 1))
+    df = syn.Y_hat_df.copy()
+    for lv in LEVELS:
+        z = norm.ppf(0.5 + lv / 200)
+        df[f"{MODEL}-lo-{lv}"] = (syn.yhat - z * sigma).ravel()
+        df[f"{MODEL}-hi-{lv}"] = (syn.yhat + z * sigma).ravel()
+    return df
+
+
+def _best(fn, repeats: int) -> tuple[float, object]:  # noqa: ANN001
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def _bounds(frame, cols: dict[str, str], node_ids) -> np.ndarray:  # noqa: ANN001
+    """Stack the interval bounds named in ``cols`` (frame column -> key) in node order."""
+    parts = []
+    for col in cols:
+        wide = frame.pivot(index="unique_id", columns="ds", values=col).loc[node_ids]
+        parts.append(wide.to_numpy())
+    return np.concatenate(parts, axis=1)
+
+
+def interval_rows(size: int, kinds=("prop", "general"), repeats: int = 1, log=print) -> list:  # noqa: ANN001
+    """Time every method with and without intervals at ``size`` bottom series."""
+    import htsforecast.reconciliation as R
+
+    syn = make_synthetic(size, "grouped")
+    hier, level = syn.hier, level_of_series(syn.y)
+    rows = []
+    for kind in kinds:
+        Y_hat_df = with_intervals(syn, kind)
+        for key, (ours_ctor, peer_ctor) in INTERVAL_METHODS.items():
+            method = eval(ours_ctor, vars(R))  # noqa: S307 - constructor strings defined above
+
+            def run(lv, Y_hat_df=Y_hat_df, method=method):  # noqa: ANN001, ANN202
+                return R.reconcile(
+                    Y_hat_df, hier, {"m": method}, Y_df=syn.Y_df, level=lv,
+                    intervals="gaussian" if lv else None,
+                )  # fmt: skip
+
+            t_pts, _ = _best(lambda: run(None), repeats)  # noqa: B023
+            t_int, rec = _best(lambda: run(LEVELS), repeats)  # noqa: B023
+            fc = rec.forecasts[rec.forecasts["method"] == "m"]
+            ours = _bounds(fc, {f"yhat_{s}_{lv}": 0 for lv in LEVELS for s in ("lo", "hi")},
+                           hier.node_ids)  # fmt: skip
+            row = {"size": size, "nodes": hier.n_nodes, "kind": kind, "method": key,
+                   "points": t_pts, "intervals": t_int}  # fmt: skip
+            if hier.n_nodes <= PEER_MAX_NODES:
+                row.update(_peer(syn, Y_hat_df, peer_ctor, ours, level))
+            log(_line(row))
+            rows.append(row)
+    return rows
+
+
+def _peer(syn, Y_hat_df, ctor: str, ours: np.ndarray, level: np.ndarray) -> dict:  # noqa: ANN001
+    try:
+        import hierarchicalforecast.methods as HM
+        from hierarchicalforecast.core import HierarchicalReconciliation
+    except ImportError:
+        return {"peer": None}
+    S_df, tags = syn.hier.to_nixtla()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hr = HierarchicalReconciliation([eval(ctor, vars(HM))])  # noqa: S307
+
+        def call():  # noqa: ANN202
+            return hr.reconcile(Y_hat_df=Y_hat_df, Y_df=syn.Y_df, S_df=S_df, tags=tags,
+                                level=LEVELS, intervals_method="normality")  # fmt: skip
+
+        t, rec = _best(call, 1)
+    name = [
+        c for c in rec.columns if c.startswith(MODEL + "/") and "-lo-" not in c and "-hi-" not in c
+    ][0]
+    cols = {f"{name}-{s}-{lv}": 0 for lv in LEVELS for s in ("lo", "hi")}
+    theirs = _bounds(rec, cols, syn.hier.node_ids)
+    diff = np.max(np.abs(ours - theirs) / level[:, None])
+    return {"peer": t, "diff": float(diff)}
+
+
+def _line(r: dict) -> str:
+    peer = f", peer {r['peer']:.2f}s, diff {r['diff']:.1e}" if r.get("peer") else ""
+    return (f"[{r['size']}] {r['kind']:7s} {r['method']:11s} points {r['points']:.2f}s "
+            f"intervals {r['intervals']:.2f}s ({r['intervals'] / r['points']:.2f}x){peer}")  # fmt: skip
+
+
+def render_intervals(rows: list[dict]) -> str:
+    head = ["bottom", "nodes", "base σ", "method", "points (s)", "+ intervals (s)", "ratio",
+            "peer normality (s)", "max diff / level"]  # fmt: skip
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        peer = f"{r['peer']:.2f}" if r.get("peer") else "— (dense n×n)"
+        diff = f"{r['diff']:.1e}" if r.get("peer") else "—"
+        out.append(
+            f"| {r['size']:,} | {r['nodes']:,} | {r['kind']} | {r['method']} | {r['points']:.2f} "
+            f"| {r['intervals']:.2f} | {r['intervals'] / r['points']:.2f}× | {peer} | {diff} |"
+        )
+    return "\n".join(out)
+
+
+def anchor_rows(size: int = 250_000, T: int = 36, log=print) -> str:  # noqa: ANN001
+    """Points at 250,000 bottom series (kernel on arrays, and the frame API) vs the anchor."""
+    import htsforecast.reconciliation as R
+    from htsforecast.reconciliation._api import _problem
+    from htsforecast.reconciliation._methods import Problem
+
+    t0 = time.perf_counter()
+    syn = make_synthetic(size, "grouped", T=T)
+    log(f"[{size}] {syn.hier.n_nodes} nodes, data {time.perf_counter() - t0:.0f}s")
+    p0 = _problem(syn.hier)
+    problem = Problem(p0.S, p0.levels, p0.default_path, syn.y, syn.y - syn.fitted)
+    lines = ["| method | bottom | nodes | kernel (s) | reconcile() (s) | anchor WLS (s) |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for key in ("wls_var", "mint_shrink"):
+        method = R.MinTrace(key)
+        with threadpool_limits(limits=1, user_api="blas"):
+            tk, _ = _best(lambda: syn.hier.S @ method.fit(problem, syn.yhat).bottom(syn.yhat), 1)  # noqa: B023
+        ta, _ = _best(lambda: R.reconcile(syn.Y_hat_df, syn.hier, {"m": method},  # noqa: B023
+                                          Y_df=syn.Y_df, intervals=None), 1)  # fmt: skip
+        lines.append(f"| {key} | {size:,} | {syn.hier.n_nodes:,} | {tk:.2f} | {ta:.2f} | "
+                     f"{ANCHOR} (249,808 series) |")  # fmt: skip
+        log(lines[-1])
+    return "\n".join(lines)
