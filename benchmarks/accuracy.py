@@ -35,12 +35,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from htsforecast import metrics
+from htsforecast import job, metrics
 from htsforecast.datasets import load_prison, load_tourism
 from htsforecast.hierarchy import Hierarchy
-from htsforecast import job
-from htsforecast.job import METHODS, RunConfig, run
-from htsforecast.models import SeasonalNaive, LocalExecutor, Panel
+from htsforecast.job import RunConfig, run
+from htsforecast.models import LocalExecutor, Panel, SeasonalNaive
 
 H = 8
 GOALS = {
@@ -71,7 +70,9 @@ def _wide(frame: pd.DataFrame, col: str, ids: list[str]) -> pd.DataFrame:
 def _score(res, Y: pd.DataFrame, hier: Hierarchy, cutoff: pd.Timestamp, m: int) -> dict:  # noqa: ANN001
     """Test-period scores of the chosen pipeline: rmse, mase, coverage, Gaussian CRPS."""
     sel = res.selection
-    fc = res.forecasts[(res.forecasts["model"] == sel.model) & (res.forecasts["method"] == sel.method)]
+    fc = res.forecasts[
+        (res.forecasts["model"] == sel.model) & (res.forecasts["method"] == sel.method)
+    ]
     ids = hier.node_ids
     train = _wide(Y[Y["ds"] <= cutoff], "y", ids).to_numpy()
     test = _wide(Y[Y["ds"] > cutoff], "y", ids)
@@ -86,7 +87,10 @@ def _score(res, Y: pd.DataFrame, hier: Hierarchy, cutoff: pd.Timestamp, m: int) 
         hi = _wide(fc, f"yhat_hi_{lv}", ids)[test.columns].to_numpy()
         inside = (y >= lo) & (y <= hi)
         out[f"cov{lv}"] = 100 * inside.mean()
-        out[f"cov{lv}_h1"], out[f"cov{lv}_h8"] = 100 * inside[:, 0].mean(), 100 * inside[:, -1].mean()
+        out[f"cov{lv}_h1"], out[f"cov{lv}_h8"] = (
+            100 * inside[:, 0].mean(),
+            100 * inside[:, -1].mean(),
+        )
         if lv == 95:
             sd = (hi - lo) / (2 * norm.ppf(0.975))
             out["crps"] = metrics.crps_gaussian(y, yhat, sd)
