@@ -291,3 +291,23 @@ def test_lgbm_cross_validation_uses_no_test_period_information() -> None:
     b = cross_validate(Y2, hier, models, None, h=2, n_windows=1, freq="QS")
     pd.testing.assert_series_equal(a.forecasts["yhat"], b.forecasts["yhat"])
     assert not a.forecasts["y"].equals(b.forecasts["y"])
+
+
+# ----------------------------------------------------------------------------- conformal
+def test_conformal_intervals_from_hand_computed_backtest_errors() -> None:
+    from htsforecast.models import Conformal
+
+    p = _panel(_frame(2, 20))
+    out = Conformal(Naive(), n_windows=3, pooled=False).fit_predict(p, 2, (50, 80), EX)
+    ref = Naive().fit_predict(p, 2, (), EX)
+    np.testing.assert_allclose(out.mean, ref.mean)
+    for i in range(2):
+        y = p.series(i)[1]
+        err = np.abs([y[n : n + 2] - y[n - 1] for n in (14, 16, 18)])  # (3 windows, h)
+        srt = np.sort(err, axis=0)
+        np.testing.assert_allclose(out.hi[50][i] - out.mean[i], srt[1])  # ceil(4 * .5) = 2nd
+        np.testing.assert_allclose(out.mean[i] - out.lo[80][i], srt[2])  # ceil(4 * .8) > 3: max
+    pooled = Conformal(Naive(), n_windows=3).fit_predict(p, 2, (50,), EX)
+    y = p.series(0)[1]
+    err = np.abs([y[n : n + 2] - y[n - 1] for n in (14, 16, 18)]).ravel()  # both horizons
+    np.testing.assert_allclose(pooled.hi[50][0] - pooled.mean[0], np.sort(err)[3])  # 4th of 6
