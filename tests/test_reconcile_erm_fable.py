@@ -112,3 +112,44 @@ def test_mintrace_fable_equals_dense_gls() -> None:
     G2 = np.linalg.solve(S_DENSE.T @ np.linalg.solve(W2, S_DENSE), np.linalg.solve(W2, S_DENSE).T)
     fit2 = MinTrace("mint_cov_fable").fit(prob, yhat)
     np.testing.assert_allclose(fit2.bottom(yhat), G2 @ yhat, rtol=1e-6, atol=1e-8)
+
+
+# ----------------------------------------------------------------------------- bootstrap
+def test_bootstrap_draws_grow_with_the_base_interval_width() -> None:
+    from htsforecast.reconciliation._arrays import _bootstrap_paths
+
+    prob, yhat = _problem(seed=11)
+    sigma = np.sqrt(np.arange(1, 5))[None, :] * np.linspace(1, 2, 9)[:, None]  # σ_h = σ √h
+    paths = _bootstrap_paths(prob, yhat, 50, 3, "m", sigma)
+    idx = np.random.default_rng(3).integers(0, prob.residuals.shape[1], size=(4, 50))
+    for j in range(4):
+        np.testing.assert_allclose(
+            paths[:, j] - yhat[:, j, None], prob.residuals[:, idx[j]] * np.sqrt(j + 1)
+        )
+    flat = _bootstrap_paths(prob, yhat, 50, 3, "m", None)  # no base intervals: unscaled
+    np.testing.assert_allclose(flat[:, 3] - yhat[:, 3, None], prob.residuals[:, idx[3]])
+
+
+def test_bootstrap_bounds_are_not_widened_without_nonnegative() -> None:
+    import pandas as pd
+
+    from htsforecast import Hierarchy
+    from htsforecast.reconciliation import BottomUp, reconcile
+
+    rng = np.random.default_rng(0)
+    keys = pd.DataFrame([(a, a + b) for a in "xy" for b in "uv"], columns=["a", "b"])
+    ds = pd.date_range("2000-01-01", periods=20, freq="D")
+    df = keys.merge(pd.DataFrame({"ds": ds}), how="cross").assign(
+        y=lambda d: rng.normal(10, 1, len(d))
+    )
+    hier = Hierarchy.from_formula("a / b")
+    Y = hier.aggregate(df, freq="D")
+    wide = Y.pivot(index="unique_id", columns="ds", values="y").loc[hier.node_ids]
+    Y_df = Y.assign(m=(wide.to_numpy() - 1 - rng.random(wide.shape)).ravel())  # resid in (1, 2)
+    future = pd.date_range(ds[-1], periods=3, freq="D")[1:]
+    Y_hat_df = pd.DataFrame({"unique_id": np.repeat(hier.node_ids, 2), "ds": np.tile(future, 7),
+                             "m": 10.0})  # fmt: skip
+    rec = reconcile(Y_hat_df, hier, {"bu": BottomUp()}, Y_df=Y_df, intervals="bootstrap",
+                    level=[80], n_samples=200).forecasts  # fmt: skip
+    bu = rec[rec["method"] == "bu"]
+    assert (bu["yhat_lo_80"] > bu["yhat"]).all()  # every path lies above the point forecast

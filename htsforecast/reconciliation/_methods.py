@@ -482,6 +482,4 @@ class ERM:
         S = problem.S
         Bt = splu(sp.csc_matrix(S.T @ S)).solve(np.asarray(S.T @ Ya))  # (m, h)
         P = (np.linalg.pinv(Yf.T) @ Bt.T).T  # (m, n)
-        return Fitted.from_projection(
-            P, S=S, nonnegative=self.nonnegative, info={"erm_periods": h}
-        )
+        return Fitted.from_projection(P, S=S, nonnegative=self.nonnegative, info={"erm_periods": h})
