@@ -235,9 +235,10 @@ def test_cli_names_build_the_new_models() -> None:
     assert isinstance(models["combo"], Combination)
     assert set(models["combo"].members) == {"ets", "arima", "theta"}
     auto = models["auto"]
-    assert isinstance(auto, Selected) and set(auto.intermittent) == set(models) - {
-        "lgbm", "combo", "auto"}  # fmt: skip
-    assert {"combo", "ets", "arima", "theta", "lgbm"} == set(auto.candidates)
+    assert isinstance(auto, Selected)
+    assert set(auto.intermittent) == {"croston", "adida", "imapa", "tsb", "lgbm_median"}
+    assert {"combo", "ets", "arima", "theta", "lgbm", "lgbm_median"} == set(auto.candidates)
+    assert auto.candidates["lgbm_median"] is auto.intermittent["lgbm_median"]
     light = make_models(("auto",), 12, n_obs=10**6)["auto"]
     assert "arima" not in light.candidates and light.n_windows == 1
 
