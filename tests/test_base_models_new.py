@@ -312,3 +312,17 @@ def test_conformal_intervals_from_hand_computed_backtest_errors() -> None:
     y = p.series(0)[1]
     err = np.abs([y[n : n + 2] - y[n - 1] for n in (14, 16, 18)]).ravel()  # both horizons
     np.testing.assert_allclose(pooled.hi[50][0] - pooled.mean[0], np.sort(err)[3])  # 4th of 6
+
+
+def test_selected_reuses_fits_of_identical_data_across_calls() -> None:
+    df = _frame(3, 24)
+    rec = Recorder(Naive())
+    sel = Selected({"rec": rec, "mean": Mean()}, n_windows=2, season_length=4)
+    early = df[df["ds"] <= df["ds"].max() - pd.DateOffset(months=12)]  # 4 quarters earlier
+    first = sel.fit_predict(_panel(early), 4, (80,), EX)
+    n_first = len(rec.seen)
+    assert n_first == 3  # two origins and the final fit
+    sel.fit_predict(_panel(df), 4, (80,), EX)
+    assert len(rec.seen) - n_first == 1  # both origins are the first call's fits: only the final
+    fresh = Selected({"rec": Recorder(Naive()), "mean": Mean()}, n_windows=2, season_length=4)
+    np.testing.assert_array_equal(fresh.fit_predict(_panel(early), 4, (80,), EX).mean, first.mean)
