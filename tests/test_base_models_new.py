@@ -326,3 +326,15 @@ def test_selected_reuses_fits_of_identical_data_across_calls() -> None:
     assert len(rec.seen) - n_first == 1  # both origins are the first call's fits: only the final
     fresh = Selected({"rec": Recorder(Naive()), "mean": Mean()}, n_windows=2, season_length=4)
     np.testing.assert_array_equal(fresh.fit_predict(_panel(early), 4, (80,), EX).mean, first.mean)
+
+
+def test_conformal_cv_fitted_values_are_the_backtest_forecasts() -> None:
+    from htsforecast.models import Conformal
+
+    p = _panel(_frame(2, 20))
+    out = Conformal(Naive(), n_windows=2, cv_fitted=True).fit_predict(p, 3, (), EX)
+    y = p.series(1)[1]
+    fitted = out.fitted[p.indptr[1] : p.indptr[2]]
+    assert np.isnan(fitted[:14]).all()
+    np.testing.assert_allclose(fitted[14:17], y[13])  # origin after 14 obs: naive = y[13]
+    np.testing.assert_allclose(fitted[17:], y[16])

@@ -32,6 +32,12 @@ class Conformal:
         ``True`` (default): the error quantile at horizon ``j`` is taken over the node's
         ``n_windows`` errors *and* those of its neighbouring horizons ``j-1, j, j+1`` (more
         errors per quantile with few windows); ``False``: the node's own ``n_windows`` errors.
+    cv_fitted : bool
+        Replace the in-sample fitted values by the rolling-origin forecasts: over the last
+        ``n_windows * h`` observations the "fitted" value is the 1..h-step forecast made at the
+        window's origin, NaN before. MinTrace's ``wls_var`` / ``mint_*`` then estimate ``W``
+        from h-step cross-validation errors (pooled over steps 1..h) instead of one-step
+        in-sample residuals.
 
     Notes
     -----
@@ -46,6 +52,7 @@ class Conformal:
     model: Forecaster
     n_windows: int = 3
     pooled: bool = True
+    cv_fitted: bool = False
 
     def __post_init__(self) -> None:
         if self.n_windows < 1:
@@ -65,10 +72,15 @@ class Conformal:
         """Fit the model, backtest it on ``n_windows`` origins, set conformal intervals."""
         ok, out = fit_output(self.model, panel, h, (), executor)
         failures = {int(i): "model failed" for i in np.flatnonzero(~ok)}
-        if not level:
+        if not level and not self.cv_fitted:
             return replace(out, failures=failures)
         windows = cut_windows(panel, h, self.n_windows, h, min_train=self.min_obs)
-        err = np.abs(backtest_errors(panel, {"m": self.model}, windows, h, executor)["m"])
+        signed = backtest_errors(panel, {"m": self.model}, windows, h, executor)["m"]
+        if self.cv_fitted:
+            out = replace(out, fitted=_cv_fitted(panel, windows, signed))
+        if not level:
+            return replace(out, failures=failures)
+        err = np.abs(signed)
         if self.pooled and h > 1:
             pad = np.pad(err, ((0, 0), (0, 0), (1, 1)), constant_values=np.nan)
             err = np.concatenate([pad[:, :, :-2], pad[:, :, 1:-1], pad[:, :, 2:]], axis=1)
@@ -89,3 +101,13 @@ def conformal_quantile(abs_err: np.ndarray, level: int) -> np.ndarray:
     rank = np.minimum(np.ceil((k + 1) * level / 100.0), k).astype(int) - 1
     take = np.take_along_axis(srt, np.maximum(rank, 0)[:, None, :], axis=1)[:, 0, :]
     return np.where(k > 0, take, np.nan)
+
+
+def _cv_fitted(panel: Panel, windows: list, signed: np.ndarray) -> np.ndarray:
+    """Fitted values = the windows' forecasts (actual - error) at their test rows, NaN elsewhere."""
+    fitted = np.full(len(panel.y), np.nan)
+    h = signed.shape[2]
+    for k, win in enumerate(windows):
+        rows = (panel.indptr[:-1][win.rows] + win.train.lengths)[:, None] + np.arange(h)
+        fitted[rows] = panel.y[rows] - signed[win.rows, k]
+    return fitted
