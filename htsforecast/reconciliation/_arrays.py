@@ -216,7 +216,10 @@ def _interval_bounds(
             out[lv] = (lo, hi)
         return out, None
     if intervals == "bootstrap":
-        sigma = _base_sigma(base, hier.node_ids)
+        try:  # the base intervals' growth with the horizon, when every node has them
+            sigma = _base_sigma(base, hier.node_ids)
+        except DataError:
+            sigma = None
         paths = _bootstrap_paths(problem, base.yhat, n_samples, seed, base.model, sigma)
     elif intervals == "samples":
         if base.samples is None:
