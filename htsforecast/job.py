@@ -121,10 +121,13 @@ def make_models(
 
 
 def make_methods(names: tuple[str, ...], nonnegative: bool = False) -> dict[str, Any]:
-    """Build the reconciliation methods named in the registry (see :data:`METHODS`).
+    """Build the reconciliation methods named in the registry (see :data:`METHODS`);
+    ``("all",)`` builds every one.
 
     ``nonnegative`` applies to every method (bottom-up and top-down clip, MinTrace re-projects).
     """
+    if tuple(names) == ("all",):
+        names = tuple(METHODS)
     return _registry.build_methods(names, nonnegative)
 
 

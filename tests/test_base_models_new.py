@@ -235,9 +235,10 @@ def test_cli_names_build_the_new_models() -> None:
     assert isinstance(models["combo"], Combination)
     assert set(models["combo"].members) == {"ets", "arima", "theta"}
     auto = models["auto"]
-    assert isinstance(auto, Selected) and set(auto.intermittent) == set(models) - {
-        "lgbm", "combo", "auto"}  # fmt: skip
-    assert {"combo", "ets", "arima", "theta", "lgbm"} == set(auto.candidates)
+    assert isinstance(auto, Selected)
+    assert set(auto.intermittent) == {"croston", "adida", "imapa", "tsb", "lgbm_median"}
+    assert {"combo", "ets", "arima", "theta", "lgbm", "lgbm_median"} == set(auto.candidates)
+    assert auto.candidates["lgbm_median"] is auto.intermittent["lgbm_median"]
     light = make_models(("auto",), 12, n_obs=10**6)["auto"]
     assert "arima" not in light.candidates and light.n_windows == 1
 
@@ -291,3 +292,49 @@ def test_lgbm_cross_validation_uses_no_test_period_information() -> None:
     b = cross_validate(Y2, hier, models, None, h=2, n_windows=1, freq="QS")
     pd.testing.assert_series_equal(a.forecasts["yhat"], b.forecasts["yhat"])
     assert not a.forecasts["y"].equals(b.forecasts["y"])
+
+
+# ----------------------------------------------------------------------------- conformal
+def test_conformal_intervals_from_hand_computed_backtest_errors() -> None:
+    from htsforecast.models import Conformal
+
+    p = _panel(_frame(2, 20))
+    out = Conformal(Naive(), n_windows=3, pooled=False).fit_predict(p, 2, (50, 80), EX)
+    ref = Naive().fit_predict(p, 2, (), EX)
+    np.testing.assert_allclose(out.mean, ref.mean)
+    for i in range(2):
+        y = p.series(i)[1]
+        err = np.abs([y[n : n + 2] - y[n - 1] for n in (14, 16, 18)])  # (3 windows, h)
+        srt = np.sort(err, axis=0)
+        np.testing.assert_allclose(out.hi[50][i] - out.mean[i], srt[1])  # ceil(4 * .5) = 2nd
+        np.testing.assert_allclose(out.mean[i] - out.lo[80][i], srt[2])  # ceil(4 * .8) > 3: max
+    pooled = Conformal(Naive(), n_windows=3).fit_predict(p, 2, (50,), EX)
+    y = p.series(0)[1]
+    err = np.abs([y[n : n + 2] - y[n - 1] for n in (14, 16, 18)]).ravel()  # both horizons
+    np.testing.assert_allclose(pooled.hi[50][0] - pooled.mean[0], np.sort(err)[3])  # 4th of 6
+
+
+def test_selected_reuses_fits_of_identical_data_across_calls() -> None:
+    df = _frame(3, 24)
+    rec = Recorder(Naive())
+    sel = Selected({"rec": rec, "mean": Mean()}, n_windows=2, season_length=4)
+    early = df[df["ds"] <= df["ds"].max() - pd.DateOffset(months=12)]  # 4 quarters earlier
+    first = sel.fit_predict(_panel(early), 4, (80,), EX)
+    n_first = len(rec.seen)
+    assert n_first == 3  # two origins and the final fit
+    sel.fit_predict(_panel(df), 4, (80,), EX)
+    assert len(rec.seen) - n_first == 1  # both origins are the first call's fits: only the final
+    fresh = Selected({"rec": Recorder(Naive()), "mean": Mean()}, n_windows=2, season_length=4)
+    np.testing.assert_array_equal(fresh.fit_predict(_panel(early), 4, (80,), EX).mean, first.mean)
+
+
+def test_conformal_cv_fitted_values_are_the_backtest_forecasts() -> None:
+    from htsforecast.models import Conformal
+
+    p = _panel(_frame(2, 20))
+    out = Conformal(Naive(), n_windows=2, cv_fitted=True).fit_predict(p, 3, (), EX)
+    y = p.series(1)[1]
+    fitted = out.fitted[p.indptr[1] : p.indptr[2]]
+    assert np.isnan(fitted[:14]).all()
+    np.testing.assert_allclose(fitted[14:17], y[13])  # origin after 14 obs: naive = y[13]
+    np.testing.assert_allclose(fitted[17:], y[16])

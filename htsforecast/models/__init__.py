@@ -8,6 +8,7 @@
 * :class:`Combination` — several models averaged at every node (equal or inverse-CV-error
   weights), :class:`Selected` — the best candidate per node by cross-validation on the training
   data (intermittent nodes may get their own candidates).
+* :class:`Conformal` — any model with split-conformal intervals from its h-step backtest errors.
 * :class:`IntermittentModel` — Croston / ADIDA / IMAPA / TSB with intervals.
 * :class:`MLForecastModel` — one LightGBM trained across all nodes (mlforecast; extra ``ml``).
 * :class:`PartialPooling` — sparse bottom series as empirical-Bayes shrunk shares (level and
@@ -21,6 +22,7 @@ from __future__ import annotations
 from htsforecast.models._auto import auto_model
 from htsforecast.models._baseline import Mean, Naive, SeasonalNaive, season_length_for
 from htsforecast.models._combination import Combination
+from htsforecast.models._conformal import Conformal
 from htsforecast.models._execution import Executor, LocalExecutor
 from htsforecast.models._intermittent import IntermittentModel, intermittent_models
 from htsforecast.models._mlforecast import MLForecastModel
@@ -38,6 +40,7 @@ from htsforecast.models._statsforecast import StatsForecastModel
 
 __all__ = [
     "Combination",
+    "Conformal",
     "Executor",
     "Forecaster",
     "IntermittentModel",

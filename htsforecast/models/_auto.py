@@ -3,6 +3,8 @@ models and LightGBM (what ``htsforecast run --models auto`` fits)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from htsforecast.models._combination import Combination
 from htsforecast.models._intermittent import intermittent_models
 from htsforecast.models._selected import Selected
@@ -22,11 +24,16 @@ def auto_model(season_length: int, n_obs: int | None = None) -> Selected:
     * ``ets``: AutoETS (statsforecast's full ``"ZZZ"`` search),
     * ``arima``: AutoARIMA,
     * ``theta``: Dynamic Optimised Theta,
-    * ``lgbm``: :class:`MLForecastModel` (one LightGBM over all nodes; only if
-      ``mlforecast`` and ``lightgbm`` are installed);
+    * ``lgbm``: :class:`MLForecastModel` (one LightGBM over all nodes, squared loss, seasonal
+      differences),
+    * ``lgbm_median``: the same trained on absolute loss without differencing, i.e. a global
+      model of the conditional *median* (the best point forecast under absolute-error measures
+      such as MASE; for skewed counts it sits below the mean);
 
     intermittent nodes (more zeros, see :data:`~htsforecast.models._selected.ADI_THRESHOLD`)
-    choose among ``croston`` (optimised Croston), ``adida``, ``imapa`` and ``tsb``.
+    choose among ``croston`` (optimised Croston), ``adida``, ``imapa``, ``tsb`` and
+    ``lgbm_median``. The LightGBM candidates are left out when ``mlforecast`` / ``lightgbm`` are
+    not installed.
 
     The choice minimises MASE over 2 rolling origins of ``h`` steps at the end of the data
     given (training data only). Members are shared, so each model is fitted once per origin.
@@ -51,24 +58,26 @@ def auto_model(season_length: int, n_obs: int | None = None) -> Selected:
     if not light:
         members["arima"] = StatsForecastModel(AutoARIMA(season_length=m))
     regular = {"combo": Combination(dict(members)), **members}
-    lgbm = _lgbm(m)
-    if lgbm is not None:
-        regular["lgbm"] = lgbm
+    intermittent: dict[str, Any] = dict(intermittent_models())
+    if _has_lgbm():
+        from htsforecast.models._mlforecast import MLForecastModel
+
+        regular["lgbm"] = MLForecastModel(season_length=m)
+        median = MLForecastModel(season_length=m, differences=[], lgbm_params={"objective": "l1"})
+        regular["lgbm_median"] = intermittent["lgbm_median"] = median
     return Selected(
         regular,
         metric="mase",
         n_windows=1 if light else 2,
         season_length=m,
-        intermittent=intermittent_models(),
+        intermittent=intermittent,
     )
 
 
-def _lgbm(m: int):  # noqa: ANN202
+def _has_lgbm() -> bool:
     try:
         import lightgbm  # noqa: F401
         import mlforecast  # noqa: F401
     except ImportError:
-        return None
-    from htsforecast.models._mlforecast import MLForecastModel
-
-    return MLForecastModel(season_length=m)
+        return False
+    return True

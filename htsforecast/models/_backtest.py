@@ -106,15 +106,18 @@ def backtest_errors(
     h: int,
     executor: Executor,
     fit: FitFn = fit_output,
+    level: tuple[int, ...] = (),
 ) -> dict[str, np.ndarray]:
     """Errors ``actual - forecast`` of every model, shape (n_series, n_windows, h), NaN where a
-    series is too short for a window or the model failed on it."""
+    series is too short for a window or the model failed on it.
+
+    ``level`` is passed to the fits (only so that a memoising ``fit`` can reuse them later)."""
     out = {name: np.full((panel.n_series, len(windows), h), np.nan) for name in models}
     for k, win in enumerate(windows):
         if win.rows.size == 0:
             continue
         for name, model in models.items():
-            ok, res = fit(model, win.train, h, (), executor)
+            ok, res = fit(model, win.train, h, level, executor)
             err = win.actual - res.mean
             err[~ok] = np.nan
             out[name][win.rows, k] = err

@@ -44,8 +44,17 @@ def zero_share(panel: Panel) -> np.ndarray:
 
 
 class _FitCache:
-    """Memoise ``fit_output`` per (model, panel contents, h, level) during one selection, so a
-    combination and its members, or a member shared by two candidates, are fitted once."""
+    """Memoise ``fit_output`` per (model, panel contents, h, level), so a combination and its
+    members, or a member shared by two candidates, are fitted once.
+
+    It lives on the :class:`Selected` instance, so consecutive calls reuse fits of identical
+    data: in a cross-validation fold ending ``h`` steps before the end, the fold's final fit and
+    its later backtest origin are the next call's earlier origins. Keys hash the data exactly,
+    so a reused fit is the fit of the same numbers; the oldest entries are dropped beyond
+    ``max_entries``.
+    """
+
+    max_entries = 48
 
     def __init__(self) -> None:
         self._store: dict[tuple, tuple[Any, tuple[np.ndarray, ModelOutput]]] = {}
@@ -62,6 +71,8 @@ class _FitCache:
         key = (id(model), digest.hexdigest(), h, tuple(level))
         if key not in self._store:  # the model is kept alive with its result: ids stay unique
             self._store[key] = (model, fit_output(model, panel, h, level, executor))
+            while len(self._store) > self.max_entries:
+                self._store.pop(next(iter(self._store)))
         return self._store[key][1]
 
 
@@ -97,7 +108,8 @@ class Selected:
     is each fold's training data), so the choice never sees the test period. A candidate that
     fails on a node in a window where another candidate works is not eligible there; a node
     where no candidate has a score (too short for any window) takes the first candidate. The
-    chosen candidate is then refitted on the node's full data. After each fit, ``choices_``
+    chosen candidate is then refitted on the group's full data (every node of its group, so a
+    global model learns from all of them) and kept at the nodes that chose it. After each fit, ``choices_``
     holds one row per node: ``unique_id``, ``group`` (``"regular"``/``"intermittent"``),
     ``model`` (the choice) and one ``score[<name>]`` column per candidate.
     """
@@ -111,6 +123,7 @@ class Selected:
     intermittent: Mapping[str, Forecaster] | None = None
     adi: float = ADI_THRESHOLD
     choices_: pd.DataFrame | None = field(default=None, init=False, repr=False)
+    _cache: _FitCache = field(default_factory=_FitCache, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for what, group in (("candidates", self.candidates), ("intermittent", self.intermittent)):
@@ -147,21 +160,24 @@ class Selected:
         self, panel: Panel, h: int, level: tuple[int, ...], executor: Executor
     ) -> ModelOutput:
         """Choose a candidate per node by backtesting on ``panel``, then refit the choices."""
-        cache = _FitCache()
+        cache = self._cache
         full = ModelOutput.empty(panel.n_series, h, level, len(panel.y))
         failures: dict[int, str] = {}
         tables = []
         for group, idx, cands in self._groups(panel):
             sub = panel.subset(idx)
-            names, table = self._choose(sub, cands, h, executor, cache)
+            names, table = self._choose(sub, cands, h, level, executor, cache)
             tables.append(table.assign(group=group))
             for k, name in enumerate(cands):
                 pick = np.flatnonzero(names == k)
                 if pick.size == 0:
                     continue
-                ok, out = cache.fit(cands[name], sub.subset(pick), h, level, executor)
-                full = full.place(out, idx[pick], panel)
-                failures.update({int(idx[pick[j]]): f"{name} failed" for j in np.flatnonzero(~ok)})
+                # refit on the whole group (a global model learns from all of it; the fit is
+                # then the next call's backtest origin, see _FitCache), keep the chosen rows
+                ok, out = cache.fit(cands[name], sub, h, level, executor)
+                full = full.place(_rows(out, pick, sub), idx[pick], panel)
+                bad = pick[~ok[pick]]
+                failures.update({int(idx[j]): f"{name} failed" for j in bad})
         self.choices_ = _order(tables, panel)
         return replace(full, samples=None, failures=failures)
 
@@ -179,12 +195,13 @@ class Selected:
         sub: Panel,
         cands: Mapping[str, Forecaster],
         h: int,
+        level: tuple[int, ...],
         executor: Executor,
         cache: _FitCache,
     ) -> tuple[np.ndarray, pd.DataFrame]:
         """Index of the chosen candidate per series of ``sub`` and the score table."""
         windows = cut_windows(sub, h, self.n_windows, self.step)
-        errors = backtest_errors(sub, cands, windows, h, executor, cache.fit)
+        errors = backtest_errors(sub, cands, windows, h, executor, cache.fit, level)
         scores = np.column_stack(
             [score_errors(e, self.metric, sub, windows, self.season_length)
              for e in errors.values()]
@@ -197,6 +214,16 @@ class Selected:
         table.insert(0, "model", np.asarray(list(cands), dtype=object)[choice])
         table.insert(0, "unique_id", sub.ids.astype(str))
         return choice, table
+
+
+def _rows(out: ModelOutput, pick: np.ndarray, panel: Panel) -> ModelOutput:
+    """The output of series ``pick`` of ``panel`` only."""
+    return ModelOutput(
+        out.mean[pick],
+        out.fitted[panel.rows(pick)],
+        {lv: v[pick] for lv, v in out.lo.items()},
+        {lv: v[pick] for lv, v in out.hi.items()},
+    )
 
 
 def _order(tables: list[pd.DataFrame], panel: Panel) -> pd.DataFrame:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from htsforecast.reconciliation._api import Reconciled, from_nixtla_frames, reconcile
-from htsforecast.reconciliation._methods import BottomUp, MiddleOut, MinTrace, TopDown
+from htsforecast.reconciliation._methods import ERM, BottomUp, MiddleOut, MinTrace, TopDown
 
 __all__ = [
     "reconcile",
@@ -16,4 +16,5 @@ __all__ = [
     "TopDown",
     "MiddleOut",
     "MinTrace",
+    "ERM",
 ]

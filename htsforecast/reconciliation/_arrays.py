@@ -216,7 +216,11 @@ def _interval_bounds(
             out[lv] = (lo, hi)
         return out, None
     if intervals == "bootstrap":
-        paths = _bootstrap_paths(problem, base.yhat, n_samples, seed, base.model)
+        try:  # the base intervals' growth with the horizon, when every node has them
+            sigma = _base_sigma(base, hier.node_ids)
+        except DataError:
+            sigma = None
+        paths = _bootstrap_paths(problem, base.yhat, n_samples, seed, base.model, sigma)
     elif intervals == "samples":
         if base.samples is None:
             raise ReconciliationError(f"model {base.model!r} has no predictive samples.")
@@ -229,16 +233,30 @@ def _interval_bounds(
     rec = np.asarray(hier.S @ fitted.bottom(flat, "samples", steps)).reshape(n, h, s)
     out = {}
     for lv in levels:
-        q = np.quantile(rec, [0.5 - lv / 200, 0.5 + lv / 200], axis=2)
-        # with nonnegative=True the point forecast comes from the non-negative projection and
-        # the paths are clipped, so a bound can cross the point: widen the bound to it
-        out[lv] = (np.minimum(q[0], ytilde), np.maximum(q[1], ytilde))
+        lo, hi = np.quantile(rec, [0.5 - lv / 200, 0.5 + lv / 200], axis=2)
+        if nonnegative:
+            # the point forecast comes from the non-negative projection and the paths are
+            # clipped, so a bound can cross the point: widen the bound to it (only here)
+            lo, hi = np.minimum(lo, ytilde), np.maximum(hi, ytilde)
+        out[lv] = (lo, hi)
     return out, rec
 
 
 def _bootstrap_paths(
-    problem: Problem, yhat: np.ndarray, n_samples: int, seed: int, model: str
+    problem: Problem,
+    yhat: np.ndarray,
+    n_samples: int,
+    seed: int,
+    model: str,
+    sigma: np.ndarray | None = None,
 ) -> np.ndarray:
+    """``ŷ + e`` with in-sample residual vectors ``e`` drawn at the same time index for every node.
+
+    Horizon-aware: the draw for step ``j`` is scaled, per node, by ``σ_j / σ_1``, the growth of
+    the base model's own interval width (``sigma``, (n, h), from the base intervals), so the
+    paths widen with the horizon as the model's h-step errors do while keeping the empirical
+    cross-series dependence of the residuals. Without base intervals the draws are unscaled.
+    """
     if problem.residuals is None:
         raise ReconciliationError(f"bootstrap intervals need in-sample residuals of {model!r}.")
     keep = np.all(np.isfinite(problem.residuals), axis=0)
@@ -248,7 +266,12 @@ def _bootstrap_paths(
     rng = np.random.default_rng(seed)
     h = yhat.shape[1]
     idx = rng.integers(0, R.shape[1], size=(h, n_samples))  # same time index for every node
-    return yhat[:, :, None] + R[:, idx]
+    draws = R[:, idx]
+    if sigma is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            growth = sigma / sigma[:, :1]
+        draws = draws * np.where(np.isfinite(growth), growth, 1.0)[:, :, None]
+    return yhat[:, :, None] + draws
 
 
 def count_negatives(x: np.ndarray, rtol: float = 1e-10) -> int:

@@ -6,6 +6,9 @@ and match hierarchicalforecast's numbers where the inputs are complete:
 
 - ``wls_var``: ``d_i = mean_t(e_it^2) + 2e-8`` (uncentred in-sample MSE; NaN residuals ignored).
 - ``mint_cov``: sample covariance (centred, ``1/(T-1)``) of the residuals.
+- ``mint_cov_fable`` / ``mint_shrink_fable``: fable's convention (``covariance="fable"`` in
+  the issue's words): uncentred residuals divided by ``T``, as fable and the MinT paper, and
+  fabletools' ``shrink.estim`` intensity.
 - ``mint_shrink``: Schäfer & Strimmer (2005) shrinkage of the sample covariance towards its
   diagonal, ``W = λ diag(Σ) + (1-λ) Σ``, with the optimal ``λ`` computed in O(n T²) from the
   ``T x T`` Gram matrix of the standardised residuals (exactly the pairwise formula, not an
@@ -116,11 +119,27 @@ def complete_residuals(residuals: np.ndarray, min_periods: int = 3) -> np.ndarra
     return out
 
 
-def w_cov(residuals: np.ndarray) -> LowRankW:
-    """Sample covariance ``Xc Xc' / (T-1)`` as a pure low-rank ``W`` (no diagonal part)."""
+def _moments(R: np.ndarray, convention: str) -> tuple[np.ndarray, int]:
+    """(X, divisor): centred and ``T - 1`` ("sample"), or uncentred and ``T`` ("fable")."""
+    T = R.shape[1]
+    if convention == "fable":
+        return R, T
+    if convention != "sample":
+        raise ReconciliationError(
+            f"unknown covariance convention {convention!r}: use 'sample' or 'fable'."
+        )
+    return R - R.mean(axis=1, keepdims=True), T - 1
+
+
+def w_cov(residuals: np.ndarray, convention: str = "sample") -> LowRankW:
+    """Covariance ``X X' / d`` as a pure low-rank ``W`` (no diagonal part).
+
+    ``convention="sample"``: centred residuals, ``d = T - 1``; ``"fable"``: uncentred
+    residuals, ``d = T`` (fable and Wickramasuriya et al. 2019).
+    """
     R = complete_residuals(residuals)
-    Xc = R - R.mean(axis=1, keepdims=True)
-    return LowRankW(np.zeros(R.shape[0]), Xc / np.sqrt(R.shape[1] - 1))
+    X, d = _moments(R, convention)
+    return LowRankW(np.zeros(R.shape[0]), X / np.sqrt(d))
 
 
 def shrinkage_lambda(Xc: np.ndarray, sd: np.ndarray) -> float:
@@ -147,17 +166,48 @@ def shrinkage_lambda(Xc: np.ndarray, sd: np.ndarray) -> float:
     return float(min(max(num / den, 0.0), 1.0))
 
 
-def w_shrink(residuals: np.ndarray, ridge: float = RIDGE) -> tuple[LowRankW, float]:
-    """Shrunk covariance ``λ diag(Σ) + (1-λ) Σ`` as diagonal + low rank; returns ``(W, λ)``."""
+def shrinkage_lambda_fable(X: np.ndarray) -> float:
+    """fabletools' ``shrink.estim`` intensity for uncentred residuals ``X`` (n, T).
+
+    ``z = x / sqrt(Σ_t x² / T)``, ``v_ij = Σ_t (w_ijt - w̄_ij)² / (T (T-1))`` with
+    ``w_ijt = z_it z_jt``, ``r_ij = Σ_t w_ijt / T``, ``λ = Σ_{i≠j} v_ij / Σ_{i≠j} r_ij²``,
+    clipped to [0, 1]; the pair sums go through the ``T x T`` Gram matrix as above.
+    """
+    T = X.shape[1]
+    sd = np.sqrt(np.einsum("ij,ij->i", X, X) / T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Z = np.where(sd[:, None] > 0, X / sd[:, None], 0.0)
+    G = Z.T @ Z
+    z2 = Z**2
+    row_sq = z2.sum(axis=1)
+    q = z2.sum(axis=0)
+    sum_w2 = float(q @ q - np.sum(z2**2))
+    sum_gram2 = float(np.sum(G * G) - row_sq @ row_sq)
+    num = (sum_w2 - sum_gram2 / T) / (T * (T - 1))
+    den = sum_gram2 / T**2
+    if den <= 0:
+        return 1.0
+    return float(min(max(num / den, 0.0), 1.0))
+
+
+def w_shrink(
+    residuals: np.ndarray, ridge: float = RIDGE, convention: str = "sample"
+) -> tuple[LowRankW, float]:
+    """Shrunk covariance ``λ diag(Σ) + (1-λ) Σ`` as diagonal + low rank; returns ``(W, λ)``.
+
+    ``convention="fable"``: ``Σ`` from uncentred residuals divided by ``T`` and fabletools'
+    ``λ`` (:func:`shrinkage_lambda_fable`); ``"sample"``: centred, ``T - 1``, Schäfer–Strimmer.
+    """
     R = complete_residuals(residuals)
-    T = R.shape[1]
-    Xc = R - R.mean(axis=1, keepdims=True)
-    var = np.einsum("ij,ij->i", Xc, Xc) / (T - 1)
-    sd = np.sqrt(var)
-    lam = shrinkage_lambda(Xc, sd)
+    X, div = _moments(R, convention)
+    var = np.einsum("ij,ij->i", X, X) / div
+    if convention == "fable":
+        lam = shrinkage_lambda_fable(X)
+    else:
+        lam = shrinkage_lambda(X, np.sqrt(var))
     d = lam * var + np.maximum(ridge - var, 0.0)
     d = np.where(d > 0, d, ridge)  # λ = 0 with zero variances: keep W positive definite
-    U = np.sqrt((1.0 - lam) / (T - 1)) * Xc if lam < 1 else None
+    U = np.sqrt((1.0 - lam) / div) * X if lam < 1 else None
     return LowRankW(d, U), lam
 
 
@@ -198,6 +248,11 @@ def _shrink(problem: Problem, method: MinTrace) -> tuple[LowRankW, dict]:
     return W, {"shrinkage_lambda": lam}
 
 
+def _shrink_fable(problem: Problem, method: MinTrace) -> tuple[LowRankW, dict]:
+    W, lam = w_shrink(problem.residuals, method.mint_shr_ridge, convention="fable")
+    return W, {"shrinkage_lambda": lam}
+
+
 #: The covariance estimators of ``MinTrace(method=...)``; the CLI, the config, the docs and the
 #: error messages all read this table. Adding one = an entry here + its function + its test.
 COVARIANCES: dict[str, Estimator] = {
@@ -214,4 +269,13 @@ COVARIANCES: dict[str, Estimator] = {
         fallback="mint_shrink",
     ),
     "mint_shrink": Estimator(_shrink, "Schäfer-Strimmer shrunk covariance of the residuals"),
+    "mint_cov_fable": Estimator(
+        lambda p, m: (w_cov(p.residuals, convention="fable"), {}),
+        "covariance of the residuals, fable's convention: uncentred, divided by T",
+        fallback="mint_shrink_fable",
+    ),
+    "mint_shrink_fable": Estimator(
+        _shrink_fable,
+        "shrunk covariance, fable's convention: uncentred residuals / T, fabletools' lambda",
+    ),
 }

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.linalg import splu
 
 from htsforecast.errors import ReconciliationError
 from htsforecast.hierarchy import level_owner, refines
@@ -32,7 +33,7 @@ from htsforecast.reconciliation._kernel import (
 )
 from htsforecast.reconciliation._variance import corr_scaled, mint_variance
 
-__all__ = ["Problem", "Fitted", "Kind", "BottomUp", "TopDown", "MiddleOut", "MinTrace"]
+__all__ = ["Problem", "Fitted", "Kind", "BottomUp", "TopDown", "MiddleOut", "MinTrace", "ERM"]
 
 TopDownMethod = Literal["average_proportions", "proportion_averages", "forecast_proportions"]
 #: What the matrix given to :meth:`Fitted.bottom` holds: the base point forecasts (a method may
@@ -442,3 +443,43 @@ class MinTrace:
             return mint_variance(problem.S, W, sigma2)
 
         return Fitted(bottom, variance, W=W, info=info)
+
+
+# ------------------------------------------------------------------------------- ERM
+@dataclass(frozen=True)
+class ERM:
+    """Empirical risk minimisation, closed form (Ben Taieb & Koo 2019), as hierarchicalforecast.
+
+    ``P = argmin ||Y - S P Ŷ||²`` over the last ``h`` in-sample periods (``h`` = forecast
+    horizon; periods where any node's fitted value is missing are dropped first):
+    ``P = ((Ŷ')⁺ B')'`` with ``B = (S'S)⁻¹ S' Y``, ``Y`` the actuals and ``Ŷ`` the in-sample
+    fitted values (n x h). ``P`` is not unbiased (``S P S ≠ S`` in general) and is dense
+    (n_bottom x n). Gaussian variances use independent base errors (``W = diag(σ²)``, as
+    hierarchicalforecast's ``W = I`` with its normality sampler).
+
+    Parameters
+    ----------
+    nonnegative : bool
+        Clip negative bottom values at zero (then sum up).
+    """
+
+    nonnegative: bool = False
+
+    def fit(self, problem: Problem, yhat: np.ndarray) -> Fitted:
+        if problem.residuals is None or problem.y_insample is None:
+            raise ReconciliationError(
+                "ERM needs in-sample actuals and fitted values (residuals) of every node."
+            )
+        fitted = problem.y_insample - problem.residuals
+        keep = np.all(np.isfinite(fitted), axis=0)
+        h = min(yhat.shape[1], int(keep.sum()))
+        if h < 1:
+            raise ReconciliationError(
+                "ERM needs at least one period with fitted values at every node."
+            )
+        Yf = fitted[:, keep][:, -h:]
+        Ya = problem.y_insample[:, keep][:, -h:]
+        S = problem.S
+        Bt = splu(sp.csc_matrix(S.T @ S)).solve(np.asarray(S.T @ Ya))  # (m, h)
+        P = (np.linalg.pinv(Yf.T) @ Bt.T).T  # (m, n)
+        return Fitted.from_projection(P, S=S, nonnegative=self.nonnegative, info={"erm_periods": h})

@@ -16,7 +16,7 @@ from typing import Any
 
 from htsforecast.errors import DataError
 from htsforecast.reconciliation._covariance import COVARIANCES
-from htsforecast.reconciliation._methods import BottomUp, MinTrace, TopDown
+from htsforecast.reconciliation._methods import ERM, BottomUp, MinTrace, TopDown
 
 __all__ = ["MethodSpec", "methods", "method_names", "default_methods", "build_methods"]
 
@@ -44,10 +44,15 @@ _FIXED: dict[str, MethodSpec] = {
         lambda nn: TopDown("forecast_proportions", nonnegative=nn),
         "TopDown('forecast_proportions')",
     ),
+    "erm": MethodSpec(
+        lambda nn: ERM(nonnegative=nn),
+        "ERM(): empirical risk minimisation, closed form (Ben Taieb & Koo 2019); dense P",
+        default=False,
+    ),
 }
 #: Estimators left out of the default run (``mint_cov`` is singular whenever there are fewer
 #: residual periods than aggregates, and then falls back to ``mint_shrink`` anyway).
-_NOT_DEFAULT = {"mint_cov"}
+_NOT_DEFAULT = {"mint_cov", "mint_cov_fable", "mint_shrink_fable"}
 
 
 def methods() -> dict[str, MethodSpec]:
