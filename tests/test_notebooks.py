@@ -64,3 +64,16 @@ def test_radon_bayesian_notebook(monkeypatch):
     largest = float(text.split("largest |REML - PyMC| over counties:")[1].split()[0])
     assert largest < 0.2  # every county's posterior mean near its REML estimate
     assert "varying slopes: divergences centred" in text
+
+
+def test_exogenous_and_holidays_notebook(monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = _execute("exogenous_and_holidays.ipynb")
+    assert _outputs(nb, "error") == []
+    text = "".join(o.get("text", "") for o in _outputs(nb, "stream"))
+    # the worked check of the aggregation rules: each printed pair is equal
+    for line in text.splitlines():
+        if line.split(" ")[0] in ("promo", "temperature", "price", "holiday"):
+            left, right = line.split()[1], line.split()[-1]
+            assert float(left) == float(right), line
+    assert "Texas Independence Day" in text
