@@ -529,3 +529,30 @@ def test_combination_passes_regressors_to_members_and_backtests():
         * naive.set_index(["unique_id", "ds"]).loc[fc.index, "yhat"].to_numpy()
     )
     np.testing.assert_allclose(fc["combo"].to_numpy(), expect, rtol=1e-10)
+
+
+def test_sum_mean_min_max_equal_hierarchicalforecast_aggregate():
+    """Oracle: hierarchicalforecast's aggregate(exog_vars=...) on the same bottom data."""
+    from hierarchicalforecast.utils import aggregate
+
+    from htsforecast.datasets import simulate_promotions
+
+    df = simulate_promotions(n_states=3, stores_per_state=2, n_weeks=30, seed=2).data
+    df = df.assign(tot="all")
+    rules = {"promo": "sum", "price": "mean", "p_min": "min", "p_max": "max"}
+    df = df.assign(p_min=df["price"], p_max=df["price"])
+    ref, _, _ = aggregate(
+        df, [["tot"], ["tot", "state"], ["tot", "state", "store"]],
+        exog_vars={c: r for c, r in rules.items()},
+    )  # fmt: skip
+    ours = Hierarchy.from_formula("state / store").aggregate(df, freq="W-SUN", exog=rules)
+    ids = ref["unique_id"].str.split("/")
+    ref["unique_id"] = ids.map(
+        lambda p: "total" if len(p) == 1 else "/".join(
+            f"{k}={v}" for k, v in zip(["state", "store"], p[1:]))
+    )  # fmt: skip
+    m = ours.merge(ref, on=["unique_id", "ds"], suffixes=("", "_ref"))
+    assert len(m) == len(ours) == 10 * 30
+    for col, rule in rules.items():
+        np.testing.assert_allclose(m[col], m[f"{col}_{rule}"], rtol=1e-12, err_msg=col)
+    np.testing.assert_allclose(m["y"], m["y_ref"], rtol=1e-12)
