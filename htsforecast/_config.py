@@ -155,6 +155,9 @@ SETTINGS: dict[str, _Setting] = {
     "allow_fallback": _Setting(_bool, "accept a model whose nodes mostly fell back"),
     "plot_nodes": _Setting(_names, "node ids to plot"),
     "save_model": _Setting(_str(none_ok=True), "folder to save the fitted pipeline in"),
+    "exog": _Setting(_str(none_ok=True), "regressor columns and rules, e.g. price:wmean,promo:sum"),
+    "future": _Setting(_str(none_ok=True), "bottom-level regressor rows for the h future periods"),
+    "holidays": _Setting(_str(none_ok=True), "holiday indicator: US, or US:state (subdivision key)"),
 }
 
 
@@ -195,6 +198,9 @@ class RunConfig:
     allow_fallback: bool = False
     plot_nodes: tuple[str, ...] | None = None
     save_model: str | None = None
+    exog: str | None = None
+    future: str | None = None
+    holidays: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -14,7 +14,7 @@ import pandas as pd
 from htsforecast.calendar import CountryHolidays
 from htsforecast.errors import DataError
 
-__all__ = ["HOLIDAY_COLUMN", "exog_spec", "future_frame"]
+__all__ = ["HOLIDAY_COLUMN", "exog_spec", "future_frame", "job_regressors"]
 
 HOLIDAY_COLUMN = "holiday"
 
@@ -68,3 +68,25 @@ def future_frame(
     dates = pd.date_range(last, periods=h + 1, freq=freq)[1:]
     combos = history[keys].drop_duplicates()
     return combos.merge(pd.DataFrame({time_col: dates}), how="cross")
+
+
+def job_regressors(
+    cfg: Any, spec: dict[str, Any], hier: Any, df: pd.DataFrame, freq: str, h: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(Y, X_future)`` of a run: the history with its regressors and their future values."""
+    from htsforecast._io import is_parquet
+    from htsforecast.validation import to_datetime
+
+    keys, time_col = list(hier.columns), cfg.time_col
+    Y = hier.aggregate(df, time_col=time_col, target_col=cfg.target_col, freq=freq,
+                       fill=cfg.fill, exog=spec)  # fmt: skip
+    future = None
+    if cfg.future is not None:
+        if is_parquet(cfg.future):
+            future = pd.read_parquet(cfg.future)
+        else:  # keys as text, as the --data file is read
+            future = pd.read_csv(cfg.future, dtype={k: str for k in keys}, encoding=cfg.encoding)
+        future[time_col] = to_datetime(future, time_col)
+    frame = future_frame(spec, future, df, keys, time_col, freq, h)
+    X_future = hier.aggregate(frame, time_col=time_col, target_col=None, freq=freq, exog=spec)
+    return Y, X_future

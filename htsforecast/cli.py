@@ -101,6 +101,9 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     opt("plot_nodes", help="comma-separated node ids to plot (default: largest per level)")
     opt("save_model", help="also save the fitted run in this folder, for `htsforecast predict`")
     opt("plots", "--no-plots", action="store_false", default=None, help="write no PNG plots")
+    opt("exog")
+    opt("future")
+    opt("holidays")
     p.add_argument("--config", help="TOML file with the same settings (CLI options win)")
     p.set_defaults(func=_cmd_run)
 
