@@ -159,6 +159,9 @@ SETTINGS: dict[str, _Setting] = {
         _str(none_ok=True),
         "temporal hierarchy: 'auto' or factors such as 12,4,1 (forecasts every temporal level)",
     ),
+    "exog": _Setting(_str(none_ok=True), "regressor columns and rules, e.g. price:wmean,promo:sum"),
+    "future": _Setting(_str(none_ok=True), "bottom-level regressor rows for the h future periods"),
+    "holidays": _Setting(_str(none_ok=True), "holiday indicator: US, or US:state (subdivision key)"),
 }
 
 
@@ -200,6 +203,9 @@ class RunConfig:
     plot_nodes: tuple[str, ...] | None = None
     save_model: str | None = None
     temporal: str | None = None
+    exog: str | None = None
+    future: str | None = None
+    holidays: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):

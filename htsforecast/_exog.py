@@ -223,16 +223,21 @@ def format_list(items: Any) -> str:
     return ", ".join(repr(x) for x in items)
 
 
-def _numeric(name: str, col: pd.Series, where: str) -> np.ndarray:
-    """A regressor column as float64; errors name the column and the bad rows."""
+def _floats(col: pd.Series, what: str) -> np.ndarray:
+    """A numeric or boolean column as float64; anything else is an error naming ``what``."""
     if pd.api.types.is_bool_dtype(col):
         col = col.astype(float)
     if not pd.api.types.is_numeric_dtype(col):
         raise DataError(
-            f"exog column '{name}' ({where}) must be numeric, got dtype {col.dtype}; encode it "
-            "as numbers first (e.g. 0/1 for a flag, pd.to_numeric for numbers stored as text)."
+            f"{what} must be numeric, got dtype {col.dtype}; encode it as numbers first (e.g. "
+            "0/1 for a flag, pd.to_numeric for numbers stored as text)."
         )
-    values = col.to_numpy(dtype=float)
+    return col.to_numpy(dtype=float)
+
+
+def _numeric(name: str, col: pd.Series, where: str) -> np.ndarray:
+    """A regressor column as float64; errors name the column and the bad rows."""
+    values = _floats(col, f"exog column '{name}' ({where})")
     bad = ~np.isfinite(values)
     if bad.any():
         raise DataError(
@@ -448,7 +453,7 @@ def panel_with_exog(panel: Panel, Y: pd.DataFrame, X_future: pd.DataFrame, h: in
             f"forecast horizon, e.g. {_cells(key, missing)}. Give every node a row for each of "
             f"the h={h} dates after its last observation."
         )
-    Xf = np.column_stack([_future_column(c, X_future[c]) for c in names])[pos]
+    Xf = np.column_stack([_floats(X_future[c], f"X_future column '{c}'") for c in names])[pos]
     Xf = Xf.reshape(panel.n_series, h, len(names))
     available = ~np.isnan(X[panel.indptr[:-1]]) if len(X) else np.ones((0, len(names)), bool)
     for k, name in enumerate(names):
@@ -483,22 +488,10 @@ def _cells(index: pd.MultiIndex, mask: np.ndarray) -> str:
 
 def _history_column(name: str, col: pd.Series, rows: np.ndarray) -> np.ndarray:
     """A regressor of ``Y`` as float64 in panel order (NaN allowed here, checked per node)."""
-    if pd.api.types.is_bool_dtype(col):
-        col = col.astype(float)
-    if not pd.api.types.is_numeric_dtype(col):
-        raise DataError(f"regressor column '{name}' of Y must be numeric, got dtype {col.dtype}.")
-    values = col.to_numpy(dtype=float)[rows]
+    values = _floats(col, f"regressor column '{name}' of Y")[rows]
     if np.isinf(values).any():
         raise DataError(f"regressor column '{name}' of Y has inf values.")
     return values
-
-
-def _future_column(name: str, col: pd.Series) -> np.ndarray:
-    if pd.api.types.is_bool_dtype(col):
-        col = col.astype(float)
-    if not pd.api.types.is_numeric_dtype(col):
-        raise DataError(f"X_future column '{name}' must be numeric, got dtype {col.dtype}.")
-    return col.to_numpy(dtype=float)
 
 
 def _check_partial_history(panel: Panel, X: np.ndarray, names: tuple[str, ...]) -> None:

@@ -104,6 +104,9 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     opt("temporal", help="temporal hierarchy: 'auto' (every divisor of the season) or factors "
         "such as 12,4,1; forecasts, reconciles (temporal te_*, cross-temporal ct_*) and scores "
         "every temporal level on a holdout of h periods")  # fmt: skip
+    opt("exog")
+    opt("future")
+    opt("holidays")
     p.add_argument("--config", help="TOML file with the same settings (CLI options win)")
     p.set_defaults(func=_cmd_run)
 

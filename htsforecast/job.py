@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from htsforecast._config import RunConfig
+from htsforecast._exog_options import exog_spec, job_regressors
 from htsforecast._io import (
     STAMP,
     check_output_dir,
@@ -235,6 +236,8 @@ def run(
                            freq=data.freq, fill=cfg.fill, as_panel=True)  # fmt: skip
     m = season_length_for(data.freq)
     h = cfg.h if cfg.h is not None else max(m, 1)
+    spec = exog_spec(cfg.exog, cfg.holidays)  # regressors: Y and X_future frames
+    Y, X_future = job_regressors(cfg, spec, hier, data.df, data.freq, h) if spec else (panel, None)
     models = make_models(cfg.models, m, n_obs=panel.n_obs)
     nonnegative = _nonnegative(cfg, data.df[cfg.target_col], echo)
     methods = make_methods(cfg.methods, nonnegative)
@@ -250,11 +253,11 @@ def run(
     intervals = None if cfg.intervals == "none" else cfg.intervals
     with open_engine(cfg.engine, cfg.n_jobs) as engine:
         fkw: dict[str, Any] = {"engine": engine} if engine is not None else {}
-        base = forecast(panel, models, h=h, freq=data.freq, level=level, n_jobs=cfg.n_jobs,
-                        progress=progress, **fkw)  # fmt: skip
+        base = forecast(Y, models, h=h, freq=data.freq, level=level, n_jobs=cfg.n_jobs,
+                        progress=progress, X_future=X_future, **fkw)  # fmt: skip
         _check_fallbacks(base.fallbacks, hier.n_nodes, cfg.allow_fallback)
         rec = reconcile(base, hier, methods=methods, level=level, intervals=intervals)
-        cv = _evaluate(panel, hier, models, methods, h, windows, data.freq, level, m, cfg,
+        cv = _evaluate(Y, hier, models, methods, h, windows, data.freq, level, m, cfg,
                        progress, fkw, intervals)  # fmt: skip
     selection = _select(cv, cfg, list(models), list(methods), echo)
     best = _best_frame(rec.forecasts, hier, selection)
@@ -337,6 +340,7 @@ def _evaluate(Y, hier, models, methods, h, windows, freq, level, m, cfg, progres
         Y, hier, models, methods, h=h, n_windows=windows, freq=freq, level=level,
         metrics=("mase", "rmse", "mae", "coverage"), season_length=m, n_jobs=cfg.n_jobs,
         progress=progress, forecast_kwargs=fkw, reconcile_kwargs={"intervals": intervals},
+        exog=list(exog_spec(cfg.exog, cfg.holidays)),
     )  # fmt: skip
     return cv.table
 

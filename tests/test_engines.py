@@ -232,3 +232,13 @@ def test_dask_carries_regressors(exog_panel, client):
     assert_same(local, remote)
     plain = forecast(Y[["unique_id", "ds", "y"]], exog_models(), h=H, freq="W-SUN", level=[80])
     assert not np.allclose(plain.forecasts["yhat"], local.forecasts["yhat"])  # X was used
+
+
+def test_spark_carries_regressors(exog_panel, spark):
+    Y, X = exog_panel
+    arima = {"arima": exog_models()["arima"]}
+    local = forecast(Y, arima, h=H, freq="W-SUN", level=[80], X_future=X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        remote = forecast(Y, arima, h=H, freq="W-SUN", level=[80], X_future=X, engine=spark)
+    assert_same(local, remote)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from htsforecast import DataError, Hierarchy, LevelCovariate
+from htsforecast._exog import ExogIgnoredWarning
 
 JAN, FEB = pd.Timestamp("2020-01-01"), pd.Timestamp("2020-02-01")
 
@@ -459,3 +462,97 @@ def test_prophet_regressor_prior_scale_and_per_node_override():
     assert free[node] == pytest.approx(10, abs=3)  # the simulated effect
     assert abs(tight[node]) < 1 and abs(mixed[node]) < 1
     assert mixed["total"] == pytest.approx(free["total"], rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- command line
+def test_cli_exog_future_and_holidays(tmp_path, capsys):
+    from htsforecast.cli import main
+
+    rng = np.random.default_rng(5)
+    ds = pd.date_range("2019-01-01", periods=40, freq="MS")
+    rows = []
+    for state, store in [("CA", "c1"), ("CA", "c2"), ("TX", "t1")]:
+        promo = (rng.random(40) < 0.3).astype(float)
+        rows.append(pd.DataFrame({"state": state, "store": store, "ds": ds, "promo": promo,
+                                  "y": 50 + 20 * promo + rng.normal(0, 1, 40)}))  # fmt: skip
+    df = pd.concat(rows, ignore_index=True)
+    past = df["ds"] < ds[36]
+    df[past].to_csv(tmp_path / "sales.csv", index=False)
+    df[~past].drop(columns="y").to_csv(tmp_path / "future.csv", index=False)
+    common = ["run", "--data", str(tmp_path / "sales.csv"), "--formula", "state / store",
+              "--freq", "MS", "--h", "4", "--methods", "bu", "--level", "80", "--no-plots",
+              "--n-jobs", "1"]  # fmt: skip
+    argv = [*common, "--models", "arima", "--out", str(tmp_path / "x"), "--exog", "promo:sum",
+            "--future", str(tmp_path / "future.csv"), "--holidays", "US:state"]  # fmt: skip
+    assert main(argv) == 0
+    with_x = pd.read_csv(tmp_path / "x" / "forecasts.csv", parse_dates=["ds"])
+    # forecasts.csv keeps its shape: 6 nodes x 4 steps x (base, bu)
+    assert list(with_x.columns) == ["unique_id", "ds", "model", "method", "yhat", "yhat_lo_80",
+                                    "yhat_hi_80"]  # fmt: skip
+    assert len(with_x) == 6 * 4 * 2
+    m = with_x.merge(df[~past].assign(unique_id=lambda d: "state=" + d["state"] + "/store="
+                                      + d["store"]), on=["unique_id", "ds"])  # fmt: skip
+    m = m[m["method"] == "base"]
+    assert np.sqrt(((m["yhat"] - m["y"]) ** 2).mean()) < 5  # promo effect 20 is used
+    capsys.readouterr()
+    common = [*common, "--models", "naive"]
+    assert main([*common, "--out", str(tmp_path / "e1"), "--exog", "promo"]) == 2
+    assert "exog column 'promo' has no aggregation rule" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "e2"), "--exog", "promo:sum"]) == 2
+    assert "--exog promo needs --future" in capsys.readouterr().err
+    # holidays alone need no future file: the calendar is known ahead
+    assert main([*common, "--out", str(tmp_path / "h"), "--holidays", "US:state"]) == 0
+
+
+def test_combination_passes_regressors_to_members_and_backtests():
+    """A combination with an ARIMA member uses the regressors, in its backtests too."""
+    from statsforecast.models import ARIMA
+
+    from htsforecast import forecast
+    from htsforecast.models import Combination, Naive, StatsForecastModel
+
+    _, Y, X = _monthly()
+    Y, X = Y.drop(columns="temp"), X.drop(columns="temp")
+    arima = StatsForecastModel(ARIMA(order=(0, 0, 0)))
+    combo = Combination({"arima": arima, "naive": Naive()}, weights="inverse_cv_error")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExogIgnoredWarning)  # combo declares uses_exog
+        both = forecast(Y, {"combo": combo, "arima": arima}, h=3, freq="MS", X_future=X)
+    w = combo.weights_.set_index("unique_id")
+    # with the promotions in its backtests, ARIMA + promo beats the naive forecast everywhere
+    assert (w["arima"] > 0.9).all(), w
+    fc = both.forecasts.pivot(index=["unique_id", "ds"], columns="model", values="yhat")
+    naive = forecast(Y[["unique_id", "ds", "y"]], {"n": Naive()}, h=3, freq="MS").forecasts
+    expect = (
+        w.loc[fc.index.get_level_values(0), "arima"].to_numpy() * fc["arima"].to_numpy()
+        + w.loc[fc.index.get_level_values(0), "naive"].to_numpy()
+        * naive.set_index(["unique_id", "ds"]).loc[fc.index, "yhat"].to_numpy()
+    )
+    np.testing.assert_allclose(fc["combo"].to_numpy(), expect, rtol=1e-10)
+
+
+def test_sum_mean_min_max_equal_hierarchicalforecast_aggregate():
+    """Oracle: hierarchicalforecast's aggregate(exog_vars=...) on the same bottom data."""
+    from hierarchicalforecast.utils import aggregate
+
+    from htsforecast.datasets import simulate_promotions
+
+    df = simulate_promotions(n_states=3, stores_per_state=2, n_weeks=30, seed=2).data
+    df = df.assign(tot="all")
+    rules = {"promo": "sum", "price": "mean", "p_min": "min", "p_max": "max"}
+    df = df.assign(p_min=df["price"], p_max=df["price"])
+    ref, _, _ = aggregate(
+        df, [["tot"], ["tot", "state"], ["tot", "state", "store"]],
+        exog_vars={c: r for c, r in rules.items()},
+    )  # fmt: skip
+    ours = Hierarchy.from_formula("state / store").aggregate(df, freq="W-SUN", exog=rules)
+    ids = ref["unique_id"].str.split("/")
+    ref["unique_id"] = ids.map(
+        lambda p: "total" if len(p) == 1 else "/".join(
+            f"{k}={v}" for k, v in zip(["state", "store"], p[1:]))
+    )  # fmt: skip
+    m = ours.merge(ref, on=["unique_id", "ds"], suffixes=("", "_ref"))
+    assert len(m) == len(ours) == 10 * 30
+    for col, rule in rules.items():
+        np.testing.assert_allclose(m[col], m[f"{col}_{rule}"], rtol=1e-12, err_msg=col)
+    np.testing.assert_allclose(m["y"], m["y_ref"], rtol=1e-12)

@@ -74,3 +74,16 @@ def test_temporal_hierarchies_notebook(monkeypatch):
     assert "25 series" in text and "(28, 12)" in text
     annual, months = (ln for ln in text.splitlines() if ln.startswith(("annual", "sum of 12")))
     assert annual.split(":")[1].strip() == months.split(":")[1].strip()  # coherent in time
+
+
+def test_exogenous_and_holidays_notebook(monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = _execute("exogenous_and_holidays.ipynb")
+    assert _outputs(nb, "error") == []
+    text = "".join(o.get("text", "") for o in _outputs(nb, "stream"))
+    # the worked check of the aggregation rules: each printed pair is equal
+    for line in text.splitlines():
+        if line.split(" ")[0] in ("promo", "temperature", "price", "holiday"):
+            left, right = line.split()[1], line.split()[-1]
+            assert float(left) == float(right), line
+    assert "Texas Independence Day" in text

@@ -87,7 +87,9 @@ def cut_windows(
         train_idx = np.repeat(starts, keep) + _ranges(keep)
         test_idx = (starts + keep)[:, None] + np.arange(h)[None, :]
         indptr = np.r_[0, np.cumsum(keep)].astype(np.int64)
-        train = Panel(panel.ids[rows], indptr, panel.ds[train_idx], panel.y[train_idx], panel.freq)
+        X, Xf = (None, None) if panel.X is None else (panel.X[train_idx], panel.X[test_idx])
+        train = Panel(panel.ids[rows], indptr, panel.ds[train_idx], panel.y[train_idx], panel.freq,
+                      X, Xf, panel.exog)  # regressors: known future of each window  # fmt: skip
         out.append(Window(rows, train, panel.y[test_idx] if rows.size else np.empty((0, h))))
     return out
 

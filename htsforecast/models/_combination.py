@@ -106,6 +106,11 @@ class Combination:
         """A node is given to the combination when at least one member can fit it."""
         return min(int(getattr(m, "min_obs", 1) or 1) for m in self.members.values())
 
+    @property
+    def uses_exog(self) -> bool:
+        """True when a member uses exogenous regressors (it receives them)."""
+        return any(getattr(m, "uses_exog", False) for m in self.members.values())
+
     def fit_predict(
         self, panel: Panel, h: int, level: tuple[int, ...], executor: Executor
     ) -> ModelOutput:

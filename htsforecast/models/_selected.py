@@ -156,6 +156,12 @@ class Selected:
         models = [*self.candidates.values(), *(self.intermittent or {}).values()]
         return min(int(getattr(m, "min_obs", 1) or 1) for m in models)
 
+    @property
+    def uses_exog(self) -> bool:
+        """True when a candidate uses exogenous regressors (it receives them)."""
+        models = [*self.candidates.values(), *(self.intermittent or {}).values()]
+        return any(getattr(m, "uses_exog", False) for m in models)
+
     def fit_predict(
         self, panel: Panel, h: int, level: tuple[int, ...], executor: Executor
     ) -> ModelOutput:
