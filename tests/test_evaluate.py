@@ -257,3 +257,33 @@ def test_reconciled_carries_its_levels(data) -> None:
     assert reconcile(base, hier, {"bu": BottomUp()}, level=[95]).level == [95]
     cols = reconcile(base, hier, {"bu": BottomUp()}, level=[95]).forecasts.columns
     assert "yhat_lo_80" not in cols and "yhat_lo_95" in cols
+
+
+@dataclass
+class NaiveWithSamples:
+    """Naive forecasts with 5 fixed sample paths around them (last value + -2..2)."""
+
+    n_samples: int = 5
+    min_obs = 1
+
+    def fit_predict(self, panel, h, level, executor):
+        from dataclasses import replace
+
+        out = Naive().fit_predict(panel, h, level, executor)
+        paths = out.mean[:, :, None] + np.linspace(-2, 2, self.n_samples)
+        return replace(out, samples=paths)
+
+
+def test_sample_crps_scored_where_samples_exist(data) -> None:
+    _, hier, Y = data
+    with pytest.warns(RuntimeWarning, match="NaN"):  # bu under gaussian intervals: no samples
+        res = cross_validate(Y, hier, {"s": NaiveWithSamples()}, {"bu": BottomUp()}, h=2,
+                             n_windows=1, freq="QS", level=[80], metrics=("crps_sample",))  # fmt: skip
+    got = res.table.set_index(["level", "method"])["value"]
+    wide = Y.pivot(index="unique_id", columns="ds", values="y").loc[hier.node_ids].to_numpy()
+    last, test = wide[:, -3], wide[:, -2:]
+    paths = np.repeat(last[:, None], 2, axis=1)[:, :, None] + np.linspace(-2, 2, 5)
+    by_hand = metrics.crps_sample(test, paths)  # per node, hand-built paths
+    assert got[("all", "base")] == pytest.approx(by_hand.mean())
+    assert got[("total", "base")] == pytest.approx(by_hand[0])
+    assert ("all", "bu") not in got.index  # no sample paths for it: left out, not made up

@@ -312,25 +312,29 @@ def test_prophet_rejects_bad_n_samples():
         ProphetModel(n_samples=0)
 
 
-def test_statsforecast_without_probe_reruns_good_nodes(monkeypatch):
-    """If the model's output keys cannot be probed, good nodes are refitted without the marker."""
+def test_statsforecast_failing_nodes_are_isolated_without_probing(monkeypatch):
+    """A node that raises is isolated by refitting parts of the batch; no synthetic probe fit."""
     from statsforecast.models import HoltWinters
 
     import htsforecast.models._statsforecast as sfmod
 
-    monkeypatch.setattr(sfmod, "_probe_keys", lambda *a: None)
-    series = random_series(2, 40, seed=6)
-    series["z_bad"] = series["s0"][:15]
+    assert not hasattr(sfmod, "_probe_keys") and not hasattr(sfmod, "_FailMarker")
+    series = {f"n{k:02d}": v for k, v in enumerate(random_series(12, 40, seed=6).values())}
+    series["z_bad"] = series["n00"][:15]  # HoltWinters(12) raises on 13-18 observations
+    series["z_bad2"] = series["n01"][:14]
     df = long_frame(series)
     out = StatsForecastModel(HoltWinters(season_length=12)).fit_predict(
         panel_of(df), 3, (80, 95), EX
     )
-    assert list(out.failures) == [2]
-    fc, fv = _direct(HoltWinters(season_length=12), df[df.unique_id != "z_bad"], 3, [80, 95])
-    np.testing.assert_allclose(out.lo[95][:2].ravel(), fc["HoltWinters-lo-95"], rtol=1e-12)
-    np.testing.assert_allclose(out.hi[80][:2].ravel(), fc["HoltWinters-hi-80"], rtol=1e-12)
-    np.testing.assert_allclose(out.fitted[:80], fv["HoltWinters"], rtol=1e-12)
-    assert np.isnan(out.mean[2]).all()
+    assert out.failures == {12: "Exception: no model able to be fitted",
+                            13: "Exception: no model able to be fitted"}  # fmt: skip
+    good = df[~df.unique_id.str.startswith("z_")]
+    fc, fv = _direct(HoltWinters(season_length=12), good, 3, [80, 95])
+    np.testing.assert_allclose(out.mean[:12].ravel(), fc["HoltWinters"], rtol=1e-12)
+    np.testing.assert_allclose(out.lo[95][:12].ravel(), fc["HoltWinters-lo-95"], rtol=1e-12)
+    np.testing.assert_allclose(out.hi[80][:12].ravel(), fc["HoltWinters-hi-80"], rtol=1e-12)
+    np.testing.assert_allclose(out.fitted[: 12 * 40], fv["HoltWinters"], rtol=1e-12)
+    assert np.isnan(out.mean[12:]).all()
 
 
 def test_prophet_parallel_equals_sequential():

@@ -2,9 +2,10 @@
 
 statsforecast fits the series itself (numba kernels, its own ``n_jobs`` processes); this adapter
 only converts the panel to its long frame and its output back to arrays, and makes failures
-robust: series too short for the model are never given to it (``min_obs``), and a node on which
-the model raises is detected through a marker fallback model (its output is all NaN), so one
-bad node does not abort the batch.
+robust without touching statsforecast's internals: series too short for the model are never
+given to it (``min_obs``); when the model raises on some node, the batch is split in halves and
+refitted until the failing nodes stand alone (their exception is the recorded reason), so one bad
+node does not abort the batch and every other node's numbers are exactly statsforecast's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from htsforecast._exog import exog_frames, exog_groups
+from htsforecast.models._execution import LocalExecutor
 from htsforecast.models._protocol import ModelOutput, Panel, describe_error
 
 if TYPE_CHECKING:
@@ -36,54 +38,8 @@ _MIN_OBS = {
     "Holt": 9,
     "HoltWinters": 9,
 }
-_MAX_RERUNS = 20  # failing nodes re-fitted alone to report the exact error message
-
-
-class _FailMarker:
-    """statsforecast fallback model that marks a failed node by returning all-NaN output.
-
-    statsforecast names its output columns after the keys of the *last* series' result, so the
-    marker returns the wrapped model's keys in the model's own order (``keys``, learnt from a
-    probe fit); without them it uses statsforecast's usual order and the caller re-runs the good
-    nodes without the marker.
-    """
-
-    alias = "_htsforecast_fail_marker"
-
-    def __init__(self, keys: list[str] | None = None) -> None:
-        self.keys = keys
-
-    def __repr__(self) -> str:
-        return self.alias
-
-    def forecast(self, h: int, y: np.ndarray, X: Any = None, X_future: Any = None,
-                 fitted: bool = False, level: Any = None) -> dict[str, np.ndarray]:  # fmt: skip
-        keys = self.keys if self.keys is not None else _default_keys(sorted(level or []))
-        return {
-            k: np.full(len(y) if k.startswith("fitted") else h, np.nan)
-            for k in keys
-            if fitted or not k.startswith("fitted")
-        }
-
-
-def _default_keys(level: list[int]) -> list[str]:
-    keys = ["mean", *(f"lo-{lv}" for lv in level), *(f"hi-{lv}" for lv in level), "fitted"]
-    keys += [f"fitted-lo-{lv}" for lv in reversed(level)]
-    return keys + [f"fitted-hi-{lv}" for lv in level]
-
-
-def _probe_keys(model: Any, h: int, level: tuple[int, ...], n_obs: int) -> list[str] | None:
-    """The output keys, in order, of ``model.forecast`` on a well-behaved synthetic series."""
-    t = np.arange(max(n_obs, 60), dtype=np.float64)
-    season = int(getattr(model, "season_length", 12) or 12)
-    y = 100 + 0.5 * t + 10 * np.sin(2 * np.pi * t / max(season, 2)) + 3 * np.cos(1.7 * t)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = model.forecast(y=y, h=h, level=list(level) or None, fitted=True)
-    except Exception:  # noqa: BLE001 - no probe: the caller re-runs instead
-        return None
-    return list(res)
+_LOOP_BELOW = 8  # a failing batch this small is refitted one series at a time
+_SERIAL = LocalExecutor(n_jobs=1)
 
 
 class StatsForecastModel:
@@ -153,34 +109,44 @@ class StatsForecastModel:
                 full = replace(full, failures={**full.failures,
                                **{int(idx[j]): r for j, r in out.failures.items()}})  # fmt: skip
             return full
-        keys = _probe_keys(self.model, h, level, self.min_obs)
-        out = self._run(panel, h, level, executor, marker=_FailMarker(keys))
-        failed = np.flatnonzero(np.isnan(out.mean).all(axis=1))
-        if failed.size == 0:
-            return out
-        reasons = {int(i): self._reason(panel.subset([i]), h, level) for i in failed[:_MAX_RERUNS]}
-        generic = f"{type(self.model).__name__} raised an error"
-        failures = {int(i): reasons.get(int(i), generic) for i in failed}
-        if keys is not None:
-            return ModelOutput(out.mean, out.fitted, out.lo, out.hi, failures=failures)
-        # Unknown key order: the marker may have mislabelled the columns, so refit the good nodes
-        # without it.
-        good = np.setdiff1d(np.arange(panel.n_series), failed)
-        clean = self._run(panel.subset(good), h, level, executor, None) if good.size else None
-        return _scatter(panel, h, level, good, clean, failures)
+        failures: dict[int, str] = {}
+        parts = self._fit_parts(panel, np.arange(panel.n_series), h, level, executor, failures)
+        if len(parts) == 1 and not failures:
+            return parts[0][1]
+        full = ModelOutput.empty(panel.n_series, h, level, len(panel.y), failures)
+        for idx, out in parts:
+            full = full.place(out, idx, panel)
+        return full
 
-    def _statsforecast(
-        self, freq: str, n_jobs: int, marker: _FailMarker | None, verbose: bool
-    ) -> Any:
+    def _fit_parts(
+        self,
+        panel: Panel,
+        idx: np.ndarray,
+        h: int,
+        level: tuple[int, ...],
+        executor: Executor,
+        failures: dict[int, str],
+    ) -> list[tuple[np.ndarray, ModelOutput]]:
+        """Fit series ``idx`` in one call; if the model raises, split and refit the parts.
+
+        A series that fails alone records the model's own exception as its reason.
+        """
+        try:
+            return [(idx, self._run(panel.subset(idx), h, level, executor))]
+        except Exception as exc:  # noqa: BLE001 - the model's error means "fall back"
+            if len(idx) == 1:
+                failures[int(idx[0])] = describe_error(exc)
+                return []
+        if len(idx) <= _LOOP_BELOW:  # one series at a time, in this process
+            parts, executor = [idx[[k]] for k in range(len(idx))], _SERIAL
+        else:
+            parts = np.array_split(idx, 2)
+        return [p for part in parts for p in self._fit_parts(panel, part, h, level, executor, failures)]
+
+    def _statsforecast(self, freq: str, n_jobs: int, verbose: bool) -> Any:
         from statsforecast import StatsForecast
 
-        return StatsForecast(
-            models=[self.model],
-            freq=freq,
-            n_jobs=n_jobs,
-            fallback_model=marker,
-            verbose=verbose,
-        )
+        return StatsForecast(models=[self.model], freq=freq, n_jobs=n_jobs, verbose=verbose)
 
     def _run(
         self,
@@ -188,10 +154,9 @@ class StatsForecastModel:
         h: int,
         level: tuple[int, ...],
         executor: Executor,
-        marker: _FailMarker | None,
     ) -> ModelOutput:
         """One statsforecast call on ``panel``; output reordered to the panel's series order."""
-        sf = self._statsforecast(panel.freq, executor.n_jobs, marker, executor.progress)
+        sf = self._statsforecast(panel.freq, executor.n_jobs, executor.progress)
         run = getattr(executor, "run_statsforecast", run_statsforecast)
         df, X_df = self._frames(panel, h)
         if X_df is None:
@@ -206,18 +171,6 @@ class StatsForecastModel:
         if not columns:
             return panel.to_frame(), None
         return exog_frames(panel, columns, h)
-
-    def _reason(self, one: Panel, h: int, level: tuple[int, ...]) -> str:
-        """Why the model fails on a single series (re-raised without the marker)."""
-        sf = self._statsforecast(one.freq, 1, marker=None, verbose=False)
-        df, X_df = self._frames(one, h)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                sf.forecast(df=df, h=h, X_df=X_df, level=list(level) or None, fitted=True)
-        except Exception as exc:  # noqa: BLE001 - reporting the model's own error
-            return describe_error(exc)
-        return "non-finite forecast"
 
 
 def run_statsforecast(
@@ -272,16 +225,3 @@ def _from_statsforecast(
     rows = np.repeat(starts[fv_pos] - panel.indptr[:-1], panel.lengths) + np.arange(len(panel.y))
     fitted = fv[alias].to_numpy(dtype=np.float64)[rows]
     return ModelOutput(mean=block(alias), fitted=fitted, lo=lo, hi=hi)
-
-
-def _scatter(
-    panel: Panel,
-    h: int,
-    level: tuple[int, ...],
-    good: np.ndarray,
-    clean: ModelOutput | None,
-    failures: dict[int, str],
-) -> ModelOutput:
-    """Place the good nodes' output into full-size arrays (failed rows stay NaN)."""
-    full = ModelOutput.empty(panel.n_series, h, level, len(panel.y), failures)
-    return full if clean is None else full.place(clean, good, panel)
