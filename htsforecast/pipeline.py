@@ -218,7 +218,7 @@ class Pipeline:
         if not file.exists():
             raise DataError(f"Pipeline.load: {file} not found; save with Pipeline.save(path).")
         with open(file, "rb") as fh:
-            saved = pickle.load(fh)  # noqa: S301 - documented: load only files you trust
+            saved = pickle.load(fh)
         if not isinstance(saved, dict) or saved.get("format") != _FORMAT:
             raise DataError(f"Pipeline.load: {file} is not a saved htsforecast Pipeline.")
         pipe: Pipeline = saved["pipeline"]

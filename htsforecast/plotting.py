@@ -165,7 +165,7 @@ def plot_forecasts(
     for ax in axes[len(nodes) :]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7, loc="best")
-    fig = axes[0].figure
+    fig: Any = axes[0].figure  # a Figure (matplotlib types it Figure | SubFigure)
     fig.tight_layout()
     return fig
 
@@ -238,7 +238,8 @@ def plot_accuracy(
     ax.set_xticks(x, order, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(metric)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), ncols=max(1, n // 12))
-    ax.figure.tight_layout()
+    fig: Any = ax.figure
+    fig.tight_layout()
     return ax
 
 
@@ -421,7 +422,7 @@ def plot_models(
     return ax
 
 
-def _one_method_per_model(fc: pd.DataFrame, method: str | Mapping[str, str] | None):  # noqa: ANN202
+def _one_method_per_model(fc: pd.DataFrame, method: str | Mapping[str, str] | None):
     if "method" not in fc.columns:
         return fc
     if method is None:

@@ -3,6 +3,8 @@ models and LightGBM (what ``htsforecast run --models auto`` fits)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from htsforecast.models._combination import Combination
 from htsforecast.models._intermittent import intermittent_models
 from htsforecast.models._selected import Selected
@@ -47,7 +49,7 @@ def auto_model(season_length: int, n_obs: int | None = None) -> Selected:
     else:
         ets = StatsForecastModel(AutoETS(season_length=m))
     theta = StatsForecastModel(DynamicOptimizedTheta(season_length=m))
-    members = {"ets": ets, "theta": theta}
+    members: dict[str, Any] = {"ets": ets, "theta": theta}
     if not light:
         members["arima"] = StatsForecastModel(AutoARIMA(season_length=m))
     regular = {"combo": Combination(dict(members)), **members}
@@ -63,7 +65,7 @@ def auto_model(season_length: int, n_obs: int | None = None) -> Selected:
     )
 
 
-def _lgbm(m: int):  # noqa: ANN202
+def _lgbm(m: int):
     try:
         import lightgbm  # noqa: F401
         import mlforecast  # noqa: F401

@@ -73,7 +73,7 @@ def w_ols(n: int) -> LowRankW:
     return LowRankW(np.ones(n))
 
 
-def w_struct(S) -> LowRankW:  # noqa: ANN001 - sparse matrix
+def w_struct(S) -> LowRankW:
     """Structural scaling: number of bottom series under each node."""
     return LowRankW(np.asarray(S.sum(axis=1), dtype=float).ravel())
 
@@ -186,8 +186,14 @@ class Estimator:
     fallback: str | None = None
 
 
+def _resid(problem: Problem) -> np.ndarray:
+    """The residuals (estimators that need them are only called with them)."""
+    assert problem.residuals is not None
+    return problem.residuals
+
+
 def _shrink(problem: Problem, method: MinTrace) -> tuple[LowRankW, dict]:
-    W, lam = w_shrink(problem.residuals, method.mint_shr_ridge)
+    W, lam = w_shrink(_resid(problem), method.mint_shr_ridge)
     return W, {"shrinkage_lambda": lam}
 
 
@@ -200,9 +206,9 @@ COVARIANCES: dict[str, Estimator] = {
         "structural scaling: bottom series under each node",
         needs_residuals=False,
     ),
-    "wls_var": Estimator(lambda p, m: (w_var(p.residuals), {}), "in-sample residual variances"),
+    "wls_var": Estimator(lambda p, m: (w_var(_resid(p)), {}), "in-sample residual variances"),
     "mint_cov": Estimator(
-        lambda p, m: (w_cov(p.residuals), {}),
+        lambda p, m: (w_cov(_resid(p)), {}),
         "sample covariance of the residuals",
         fallback="mint_shrink",
     ),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -171,8 +171,13 @@ class Fitted:
         >>> fit.variance(np.ones((3, 1)))[:, 0].tolist()
         [2.0, 1.0, 1.0]
         """
-        SP = sp.csr_matrix(S @ P) if sp.issparse(P) else np.asarray(S @ P)
-        SP2 = SP.multiply(SP).tocsr() if sp.issparse(SP) else SP**2
+        SP: Any
+        if sp.issparse(P):
+            SP = sp.csr_matrix(S @ P)
+            SP2 = SP.multiply(SP).tocsr()
+        else:
+            SP = np.asarray(S @ P)
+            SP2 = SP**2
 
         def bottom(Y: np.ndarray, kind: Kind, steps: np.ndarray | None) -> np.ndarray:
             b = np.asarray(P @ Y)
@@ -287,7 +292,7 @@ class MiddleOut:
         else:
             shares = _historical_shares(problem, anchor, self.top_down_method)
             shares_fn = lambda Y: np.broadcast_to(shares[:, None], (problem.m, Y.shape[1]))  # noqa: E731
-        clip = (lambda Y: np.maximum(Y, 0.0)) if self.nonnegative else (lambda Y: Y)  # noqa: E731
+        clip = (lambda Y: np.maximum(Y, 0.0)) if self.nonnegative else (lambda Y: Y)
         point = shares_fn(clip(yhat))  # (m, h): the shares of the point forecasts
 
         def bottom(Y: np.ndarray, kind: Kind, steps: np.ndarray | None) -> np.ndarray:
@@ -338,7 +343,7 @@ def _historical_shares(problem: Problem, anchor: np.ndarray, method: str) -> np.
     return shares
 
 
-def _forecast_proportions(members: list[np.ndarray], m: int):  # noqa: ANN202
+def _forecast_proportions(members: list[np.ndarray], m: int):
     """Vectorised forecast proportions along a chain of levels.
 
     ``members[k][j]`` is the row of bottom j's node at the k-th level of the chain (the first is

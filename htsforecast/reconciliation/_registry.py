@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from htsforecast.errors import DataError
@@ -50,12 +51,16 @@ _FIXED: dict[str, MethodSpec] = {
 _NOT_DEFAULT = {"mint_cov"}
 
 
+def _mint(name: str, nonnegative: bool) -> MinTrace:
+    return MinTrace(name, nonnegative=nonnegative)
+
+
 def methods() -> dict[str, MethodSpec]:
     """Every named method: the fixed ones, then ``MinTrace(<estimator>)`` per estimator."""
     out = dict(_FIXED)
     for name, est in COVARIANCES.items():
         out[name] = MethodSpec(
-            lambda nn, name=name: MinTrace(name, nonnegative=nn),
+            partial(_mint, name),
             f"MinTrace('{name}'): {est.doc}",
             default=name not in _NOT_DEFAULT,
         )
