@@ -118,7 +118,7 @@ class Pipeline:
         self.freq = freq
         self.h_max = int(h_max)
         self.level = sorted(level or [])
-        self.reconcile_kwargs = {"intervals": intervals, "n_samples": n_samples, "seed": seed}
+        self.reconcile_kwargs: dict[str, Any] = {"intervals": intervals, "n_samples": n_samples, "seed": seed}
         self.forecast_kwargs = dict(forecast_kwargs)
         self.base_: Any = None
         self.versions_: dict[str, str] = {}
