@@ -278,9 +278,9 @@ def _save_model(cfg: RunConfig, hier, base, methods, selection, intervals) -> No
     """Save the fitted run (base forecasts up to h, residuals, methods, the choice)."""
     from htsforecast.pipeline import Pipeline
 
-    pipe = Pipeline.from_forecasts(hier, base, methods, intervals=intervals)
+    pipe: Any = Pipeline.from_forecasts(hier, base, methods, intervals=intervals)
     pipe.selection_ = {k: v for k, v in selection.items() if k != "settings"}
-    pipe.save(cfg.save_model)
+    pipe.save(str(cfg.save_model))
 
 
 def predict(
