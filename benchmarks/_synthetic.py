@@ -163,9 +163,9 @@ def level_of_series(y: np.ndarray) -> np.ndarray:
     return np.maximum(np.abs(y).mean(axis=1), 1e-12)
 
 
-def reference_weights(  # noqa: ANN201
+def reference_weights(
     method: str,
-    S,  # noqa: ANN001
+    S,
     resid: np.ndarray,
     ridge: float = 2e-8,
     block: int = 2048,
@@ -239,7 +239,7 @@ def sla_syrk(Z: np.ndarray) -> np.ndarray:
     return np.triu(G) + np.triu(G, 1).T
 
 
-def reference_gls(S, d: np.ndarray, U: np.ndarray | None, yhat: np.ndarray, big: int = 20):  # noqa: ANN001, ANN201
+def reference_gls(S, d: np.ndarray, U: np.ndarray | None, yhat: np.ndarray, big: int = 20):
     """Bottom forecasts ``b`` solving ``(S' W^-1 S) b = S' W^-1 yhat`` directly.
 
     ``S' D^-1 S`` is split into a sparse part (rows of S with at most ``big`` members: a block

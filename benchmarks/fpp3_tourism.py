@@ -100,7 +100,7 @@ class Blend:
 
     members: tuple[Any, ...]
 
-    def fit(self, problem, yhat) -> Fitted:  # noqa: ANN001
+    def fit(self, problem, yhat) -> Fitted:
         fits = [m.fit(problem, yhat) for m in self.members]
         return Fitted(
             lambda Y, kind, steps: np.mean([f.bottom(Y, kind, steps) for f in fits], axis=0),
@@ -129,7 +129,7 @@ class Combination:
     members: tuple[Any, ...]
     min_obs: int = field(default=1)
 
-    def fit_predict(self, panel, h, level, executor) -> ModelOutput:  # noqa: ANN001
+    def fit_predict(self, panel, h, level, executor) -> ModelOutput:
         outs = [m.fit_predict(panel, h, level, executor) for m in self.members]
         failures: dict[int, str] = {}
         for out in outs:
@@ -154,7 +154,7 @@ class Log:
     model: Any
     min_obs: int = 7
 
-    def fit_predict(self, panel, h, level, executor) -> ModelOutput:  # noqa: ANN001
+    def fit_predict(self, panel, h, level, executor) -> ModelOutput:
         out = self.model.fit_predict(
             replace(panel, y=np.log1p(np.clip(panel.y, 0, None))), h, level, executor
         )
@@ -178,7 +178,7 @@ class SeasonalDrift:
     m: int = M
     min_obs: int = M + 1
 
-    def fit_predict(self, panel, h, level, executor) -> ModelOutput:  # noqa: ANN001
+    def fit_predict(self, panel, h, level, executor) -> ModelOutput:
         n = len(panel.ids)
         mean = np.empty((n, h))
         fitted = np.full(len(panel.y), np.nan)
@@ -236,7 +236,7 @@ def level_scores(fc: pd.DataFrame, Y: pd.DataFrame, hier: Hierarchy) -> pd.DataF
     return pd.DataFrame(rows, columns=["level", "model", "method", "metric", "value"])
 
 
-def fit_test(Y, hier, models, methods, n_jobs) -> pd.DataFrame:  # noqa: ANN001
+def fit_test(Y, hier, models, methods, n_jobs) -> pd.DataFrame:
     """Fit on the training period, forecast the 8 test quarters, reconcile."""
     base = forecast(Y[Y["ds"] <= TRAIN_END], models, h=H, freq="QS", n_jobs=n_jobs)
     return reconcile(base, hier, methods=methods, level=[]).forecasts
@@ -275,7 +275,7 @@ class Cached:
         self.min_obs = getattr(model, "min_obs", 1)
         self._cache: dict[tuple, ModelOutput] = {}
 
-    def fit_predict(self, panel, h, level, executor) -> ModelOutput:  # noqa: ANN001
+    def fit_predict(self, panel, h, level, executor) -> ModelOutput:
         key = (tuple(panel.ids), panel.y.tobytes(), h, tuple(level))
         if key not in self._cache:
             self._cache[key] = self.model.fit_predict(panel, h, level, executor)
@@ -314,7 +314,7 @@ def search(Y: pd.DataFrame, hier: Hierarchy, names: list[str], max_size: int, n_
     return ranked, candidates
 
 
-def confirm(Y, hier, ranked, candidates, book, n_jobs) -> None:  # noqa: ANN001
+def confirm(Y, hier, ranked, candidates, book, n_jobs) -> None:
     """Fit the CV winner on the whole training period and score it once on the test years."""
     model, method = ranked.index[0]
     methods = {} if method == "base" else {method: ALL_METHODS[method]}

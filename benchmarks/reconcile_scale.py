@@ -98,7 +98,7 @@ def _status(key: str) -> int:
     return int(re.search(rf"{key}:\s+(\d+)", text).group(1)) * 1024
 
 
-def _measure(fn, repeats: int, budget: float):  # noqa: ANN001, ANN202
+def _measure(fn, repeats: int, budget: float):
     """Median-able wall times and peak-RSS deltas of ``fn()``; stops early past ``budget`` s."""
     times, mems, out = [], [], None
     for _ in range(repeats):
@@ -115,7 +115,7 @@ def _measure(fn, repeats: int, budget: float):  # noqa: ANN001, ANN202
     return out, times, mems
 
 
-def _tracemalloc_peak(fn) -> int:  # noqa: ANN001
+def _tracemalloc_peak(fn) -> int:
     gc.collect()
     tracemalloc.start()
     fn()
@@ -124,11 +124,11 @@ def _tracemalloc_peak(fn) -> int:  # noqa: ANN001
     return peak
 
 
-def _wide(frame, col: str, node_ids: list[str]) -> np.ndarray:  # noqa: ANN001
+def _wide(frame, col: str, node_ids: list[str]) -> np.ndarray:
     return frame.pivot(index="unique_id", columns="ds", values=col).loc[node_ids].to_numpy()
 
 
-def _ours(job: dict, syn) -> dict:  # noqa: ANN001
+def _ours(job: dict, syn) -> dict:
     import importlib
 
     from htsforecast.reconciliation._api import _problem
@@ -136,16 +136,16 @@ def _ours(job: dict, syn) -> dict:  # noqa: ANN001
 
     # (``import htsforecast.reconciliation as R`` would give the function: the package re-exports it)
     R = importlib.import_module("htsforecast.reconciliation")
-    method = eval(job["ctor"], {**vars(R)})  # noqa: S307 - constructor strings defined above
+    method = eval(job["ctor"], {**vars(R)})
     hier, node_ids = syn.hier, syn.hier.node_ids
 
-    def api():  # noqa: ANN202
+    def api():
         return R.reconcile(syn.Y_hat_df, hier, {"m": method}, Y_df=syn.Y_df, intervals=None)
 
     p0 = _problem(hier)
     problem = Problem(p0.S, p0.levels, p0.default_path, syn.y, syn.y - syn.fitted)
 
-    def kernel():  # noqa: ANN202
+    def kernel():
         return hier.S @ method.fit(problem, syn.yhat).bottom(syn.yhat)
 
     with warnings.catch_warnings(record=True) as caught:
@@ -169,7 +169,7 @@ def _ours(job: dict, syn) -> dict:  # noqa: ANN001
     }
 
 
-def _peer(job: dict, syn) -> dict:  # noqa: ANN001
+def _peer(job: dict, syn) -> dict:
     import hierarchicalforecast.methods as HM
     from hierarchicalforecast.core import HierarchicalReconciliation
     from hierarchicalforecast.utils import SMatrix
@@ -177,9 +177,9 @@ def _peer(job: dict, syn) -> dict:  # noqa: ANN001
     hier = syn.hier
     S = SMatrix(hier.S, np.asarray(hier.node_ids), np.asarray(hier.bottom_ids))
     tags = {k: np.asarray(v) for k, v in hier.levels.items()}
-    cls = eval(job["ctor"], vars(HM))  # noqa: S307
+    cls = eval(job["ctor"], vars(HM))
 
-    def call():  # noqa: ANN202
+    def call():
         hrec = HierarchicalReconciliation([cls])
         return hrec.reconcile(Y_hat_df=syn.Y_hat_df, Y_df=syn.Y_df, S_df=S, tags=tags)
 
@@ -227,7 +227,7 @@ def _run_job(job: dict, workdir: Path, timeout: float) -> dict:
     return res
 
 
-def _reference(syn, key: str) -> tuple[np.ndarray | None, str]:  # noqa: ANN001
+def _reference(syn, key: str) -> tuple[np.ndarray | None, str]:
     from htsforecast.reconciliation._api import _problem
 
     hier = syn.hier
@@ -256,7 +256,7 @@ def _median(res: dict, key: str = "times") -> float | None:
     return float(np.median(res[key])) if ok else None
 
 
-def _bench_size(size: int, args, workdir: Path, log) -> list[dict]:  # noqa: ANN001
+def _bench_size(size: int, args, workdir: Path, log) -> list[dict]:
     rows, data = [], {}
     keys = [k for k in METHODS if args.methods is None or k.split(" ")[0] in args.methods]
     for structure in sorted({METHODS[k][0] for k in keys}):

@@ -114,7 +114,7 @@ def _n_jobs(name: str, value: Any) -> int:
     n = _int()(name, value)
     if n == 0:
         raise DataError(f"setting '{name}' must be a positive number of jobs or -1 (all cores).")
-    return int(n)  # type: ignore[arg-type]
+    return int(n)
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,7 @@ def _season_length(season_length: int | None, freq: str | None) -> int:
     return season_length_for(freq)
 
 
-def _history(train, actuals, first, m) -> pd.DataFrame:  # noqa: ANN001
+def _history(train, actuals, first, m) -> pd.DataFrame:
     history = _long(train, "train") if train is not None else actuals[actuals["ds"] < first]
     n_dates = history["ds"].nunique()
     if n_dates <= m:

@@ -187,7 +187,7 @@ def check_options(engine: str, bayes: dict[str, Any]) -> None:
         )
 
 
-def fit_result(d, how, formula, group, nested_in, varying_slopes, opts) -> BayesPoolingResult:  # noqa: ANN001
+def fit_result(d, how, formula, group, nested_in, varying_slopes, opts) -> BayesPoolingResult:
     """``engine="pymc"``: sample and wrap in a BayesPoolingResult."""
     draws = opts.get("draws", 1000)
     summary, groups, idata, diag = fit_pymc(
@@ -243,7 +243,7 @@ def _build_model(d: _Design, how: str, varying_slopes: bool, centered: bool) -> 
     return model
 
 
-def _varying_intercepts(pm, d, how, centered, pr, center) -> Any:  # noqa: ANN001
+def _varying_intercepts(pm, d, how, centered, pr, center) -> Any:
     """Group intercepts ``a`` (J,) for the pooled, unpooled and varying-intercept models."""
     if how == "pooled":
         return pm.Deterministic("a", center, dims="group")
@@ -256,7 +256,7 @@ def _varying_intercepts(pm, d, how, centered, pr, center) -> Any:  # noqa: ANN00
     return pm.Deterministic("a", center + sd * z, dims="group")
 
 
-def _varying_slopes(pm, d, how, centered, pr, center) -> tuple[Any, Any]:  # noqa: ANN001
+def _varying_slopes(pm, d, how, centered, pr, center) -> tuple[Any, Any]:
     """Group intercepts and slopes ``(a, slope)``, each (J,), for the varying-slope models."""
     if how == "unpooled":
         a = pm.Normal("a", pr["mean_y"], 2.5 * pr["s_y"], dims="group")
@@ -420,7 +420,7 @@ def _groups(
     d: _Design, how: str, varying_slopes: bool, post: dict[str, np.ndarray], prob: float
 ) -> pd.DataFrame:
     a, mu = post["a"], post["intercept"][:, d.parent_codes]
-    cols = _columns("intercept", a, prob)
+    cols: dict[str, Any] = _columns("intercept", a, prob)
     if how == "partial":
         var_sd = np.mean(post["group_sd"] ** 2)
         cols["shrinkage"] = np.clip(np.var(a - mu, axis=0, ddof=1) / var_sd, 0.0, 1.0)

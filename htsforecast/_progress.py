@@ -23,10 +23,10 @@ def progress_enabled(progress: bool | None) -> bool:
 class _NoBar:
     """Stand-in for a disabled bar (avoids importing tqdm at all)."""
 
-    def update(self, n: int = 1) -> None:  # noqa: D102
+    def update(self, n: int = 1) -> None:
         return None
 
-    def close(self) -> None:  # noqa: D102
+    def close(self) -> None:
         return None
 
     def __enter__(self) -> _NoBar:

@@ -70,7 +70,7 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
 
     def opt(name: str, *flags: str, **kw: object) -> None:
         kw.setdefault("help", SETTINGS[name].help)
-        p.add_argument(*(flags or (f"--{name.replace('_', '-')}",)), dest=name, **kw)  # type: ignore[arg-type]
+        p.add_argument(*(flags or (f"--{name.replace('_', '-')}",)), dest=name, **kw)
 
     opt("data", help="bottom-level data, CSV or Parquet (default: bundled data set)")
     opt("dataset", help="bundled data set used without --data (default radon_panel)")
@@ -249,7 +249,7 @@ def _stop_workers() -> None:
         from joblib.externals.loky import get_reusable_executor
 
         get_reusable_executor().shutdown(wait=False, kill_workers=True)
-    except Exception:  # noqa: BLE001 - best effort while exiting
+    except Exception:
         pass
 
 

@@ -284,7 +284,7 @@ class SparkExecutor:
         """Spark's default parallelism (cores), at least 1."""
         try:
             return max(1, int(self.spark.sparkContext.defaultParallelism))
-        except Exception:  # noqa: BLE001 - e.g. Spark Connect has no SparkContext
+        except Exception:
             return max(1, os.cpu_count() or 1)
 
     def partition(self, n: int) -> list[np.ndarray]:

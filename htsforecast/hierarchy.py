@@ -541,7 +541,7 @@ def _spans(
         Yb[t > last[:, None]] = 0.0
         warnings.warn(
             f"{len(closed)} bottom series end before the last date "
-            f"{grid[-1].date()} (e.g. {v.format_examples([labels[i] for i in closed], 3)}): "
+            f"{grid[-1].date()} (e.g. {v.format_examples([labels[int(i)] for i in closed], 3)}): "
             "they are treated as closed, 0 after their last observation.",
             DataWarning,
             stacklevel=4,

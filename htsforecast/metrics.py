@@ -259,7 +259,7 @@ def skill_score(score: ArrayLike, score_ref: ArrayLike) -> float | np.ndarray:
     Positive when ``score`` beats the reference (1 is perfect), 0 when equal, negative when
     worse. A zero reference score gives ``-inf`` / NaN, as IEEE division.
     """
-    return 1.0 - _divide(score, score_ref)
+    return 1.0 - _divide(np.asarray(score, dtype=float), np.asarray(score_ref, dtype=float))
 
 
 # ----------------------------------------------------------------------------- registry
@@ -322,7 +322,7 @@ class Metric:
         return -values if self.direction == "maximize" else values
 
 
-def _crps_from_intervals(y, yhat, *, intervals, **_):  # noqa: ANN001, ANN202
+def _crps_from_intervals(y, yhat, *, intervals, **_):
     """Gaussian CRPS with the sigma implied by the widest interval."""
     top = max(intervals)
     lo, hi = intervals[top]

@@ -118,7 +118,7 @@ class Pipeline:
         self.freq = freq
         self.h_max = int(h_max)
         self.level = sorted(level or [])
-        self.reconcile_kwargs = {"intervals": intervals, "n_samples": n_samples, "seed": seed}
+        self.reconcile_kwargs: dict[str, Any] = {"intervals": intervals, "n_samples": n_samples, "seed": seed}
         self.forecast_kwargs = dict(forecast_kwargs)
         self.base_: Any = None
         self.versions_: dict[str, str] = {}
@@ -218,7 +218,7 @@ class Pipeline:
         if not file.exists():
             raise DataError(f"Pipeline.load: {file} not found; save with Pipeline.save(path).")
         with open(file, "rb") as fh:
-            saved = pickle.load(fh)  # noqa: S301 - documented: load only files you trust
+            saved = pickle.load(fh)
         if not isinstance(saved, dict) or saved.get("format") != _FORMAT:
             raise DataError(f"Pipeline.load: {file} is not a saved htsforecast Pipeline.")
         pipe: Pipeline = saved["pipeline"]

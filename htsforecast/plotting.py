@@ -9,7 +9,7 @@ compose figures and save them with ``fig.savefig(path)``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -165,7 +165,7 @@ def plot_forecasts(
     for ax in axes[len(nodes) :]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7, loc="best")
-    fig = axes[0].figure
+    fig: Any = axes[0].figure  # a Figure (matplotlib types it Figure | SubFigure)
     fig.tight_layout()
     return fig
 
@@ -238,7 +238,8 @@ def plot_accuracy(
     ax.set_xticks(x, order, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(metric)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), ncols=max(1, n // 12))
-    ax.figure.tight_layout()
+    fig: Any = ax.figure
+    fig.tight_layout()
     return ax
 
 
@@ -338,15 +339,15 @@ def _plot_S_summary(S: Any, sizes: dict[str, int], ax: Axes | None) -> Axes:
         bar_ax.set_xlim(right=max(sizes.values()) * 8)
     n_cols = min(S.shape[1], 300)
     start, ticks = 0, []
-    for k, n in enumerate(sizes.values()):
-        density = _block_density(S[start : start + n], min(n, 40), n_cols)
+    for k, rows in enumerate(sizes.values()):
+        density = _block_density(S[start : start + rows], min(rows, 40), n_cols)
         ax.imshow(
             density, extent=(0, S.shape[1], k + 1, k), aspect="auto", cmap="Greys",
             vmin=0, vmax=max(float(density.max()), 1e-12), interpolation="nearest",
         )  # fmt: skip
         ax.axhline(k + 1, color="C3", lw=0.6)
         ticks.append(k + 0.5)
-        start += n
+        start += rows
     ax.set_ylim(len(sizes), 0)
     ax.set_xlim(0, S.shape[1])
     ax.set_yticks(ticks, [f"{name} ({n:,})" for name, n in sizes.items()], fontsize=8)
@@ -355,7 +356,7 @@ def _plot_S_summary(S: Any, sizes: dict[str, int], ax: Axes | None) -> Axes:
         f"S ({S.shape[0]:,} x {S.shape[1]:,}): block picture, darker = more nonzeros per block",
         fontsize=9,
     )
-    ax.figure.tight_layout()
+    cast(Any, ax.figure).tight_layout()
     return ax
 
 
@@ -417,11 +418,11 @@ def plot_models(
         )
         ax.set_title(f"{node}  (method {shown})", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.figure.tight_layout()
+    cast(Any, ax.figure).tight_layout()
     return ax
 
 
-def _one_method_per_model(fc: pd.DataFrame, method: str | Mapping[str, str] | None):  # noqa: ANN202
+def _one_method_per_model(fc: pd.DataFrame, method: str | Mapping[str, str] | None):
     if "method" not in fc.columns:
         return fc
     if method is None:

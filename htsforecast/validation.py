@@ -7,7 +7,7 @@ column and shows a few of the offending rows, plus a hint.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ __all__ = [
 _MAX_EXAMPLES = 5
 
 
-def format_examples(items: Sequence[object], max_items: int = _MAX_EXAMPLES) -> str:
+def format_examples(items: Iterable[object], max_items: int = _MAX_EXAMPLES) -> str:
     """Format the first few offending items for an error message."""
     items = list(items)
     shown = ", ".join(str(x) for x in items[:max_items])
@@ -129,7 +129,7 @@ def _parse_dates(col: pd.Series, time_col: str) -> pd.Series:
 def _wall_time(x: object) -> object:
     if x is None or (isinstance(x, float) and np.isnan(x)):
         return x
-    ts = pd.Timestamp(x)  # type: ignore[arg-type]
+    ts = pd.Timestamp(x)
     return ts.tz_localize(None) if ts.tzinfo is not None else ts
 
 
@@ -249,7 +249,7 @@ def _check_grid_size(uniq: np.ndarray, offset: pd.DateOffset, freq: str, time_co
 
 def format_date(d: object) -> str:
     """``2020-01-01`` for a midnight timestamp, the full timestamp otherwise."""
-    ts = pd.Timestamp(d)  # type: ignore[arg-type]
+    ts = pd.Timestamp(d)
     return str(ts.date()) if ts == ts.normalize() else str(ts)
 
 
@@ -421,7 +421,7 @@ def _node_codes(
     present = np.zeros(len(nodes), dtype=bool)
     present[pos] = True
     if not present.all():
-        missing = [nodes[i] for i in np.flatnonzero(~present)]
+        missing = [nodes[int(i)] for i in np.flatnonzero(~present)]
         raise DataError(
             f"{what} has no rows for {len(missing)} node(s) of the hierarchy, e.g. "
             f"{format_examples(missing)}. Hierarchy.aggregate gives them all."

@@ -50,11 +50,11 @@ class Recorder:
 
     min_obs = 1
 
-    def __init__(self, inner) -> None:  # noqa: ANN001
+    def __init__(self, inner) -> None:
         self.inner = inner
         self.seen: list[np.ndarray] = []
 
-    def fit_predict(self, panel, h, level, executor):  # noqa: ANN001, ANN201
+    def fit_predict(self, panel, h, level, executor):
         self.seen.append(panel.ds[panel.indptr[1:] - 1])
         return self.inner.fit_predict(panel, h, level, executor)
 
@@ -129,7 +129,7 @@ def test_combination_rejects_bad_arguments() -> None:
 
 
 # ----------------------------------------------------------------------------- selection
-def _mase_by_hand(y: np.ndarray, fc, h: int, origins: list[int], m: int) -> float:  # noqa: ANN001
+def _mase_by_hand(y: np.ndarray, fc, h: int, origins: list[int], m: int) -> float:
     out = []
     for n in origins:
         tr = y[:n]

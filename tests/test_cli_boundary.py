@@ -251,7 +251,7 @@ def test_failed_rerun_leaves_the_previous_output_untouched(csv_path, tmp_path, m
     assert main(_args(csv_path, out)) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    def broken(tmp, fmt, forecasts, *rest):  # noqa: ANN001
+    def broken(tmp, fmt, forecasts, *rest):
         forecasts.iloc[:100].to_csv(tmp / "forecasts.csv", index=False)  # half-written
         raise OSError("disk full")
 
@@ -263,7 +263,7 @@ def test_failed_rerun_leaves_the_previous_output_untouched(csv_path, tmp_path, m
 
 
 def test_ctrl_c_exits_130_and_writes_nothing(csv_path, tmp_path, monkeypatch, capsys) -> None:
-    def interrupted(tmp, fmt, forecasts, *rest):  # noqa: ANN001
+    def interrupted(tmp, fmt, forecasts, *rest):
         forecasts.iloc[:100].to_csv(tmp / "forecasts.csv", index=False)
         raise KeyboardInterrupt
 
@@ -277,7 +277,7 @@ def test_ctrl_c_exits_130_and_writes_nothing(csv_path, tmp_path, monkeypatch, ca
 
 
 def test_internal_error_is_exit_1_without_traceback(csv_path, tmp_path, monkeypatch, capsys):
-    def bug(*args, **kwargs):  # noqa: ANN002, ANN003
+    def bug(*args, **kwargs):
         raise ZeroDivisionError("oops")
 
     monkeypatch.setattr(job, "_best_frame", bug)
@@ -307,7 +307,7 @@ def test_too_many_fallbacks_fail_unless_allowed(csv_path, tmp_path, monkeypatch,
     from htsforecast.models import SeriesForecaster
 
     class Broken(SeriesForecaster):
-        def fit_predict_series(self, uid, ds, y, h, level, future_ds):  # noqa: ANN001, ANN201
+        def fit_predict_series(self, uid, ds, y, h, level, future_ds):
             raise RuntimeError("regressor 'temp' missing")
 
     real = job.make_models
@@ -356,8 +356,8 @@ def test_a_run_validates_its_input_once(csv_path, tmp_path, monkeypatch) -> None
 
     calls = {"check_target": 0, "date_grid": 0, "check_duplicates": 0}
 
-    def counted(name, fn):  # noqa: ANN001, ANN202
-        def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
             calls[name] += 1
             return fn(*args, **kwargs)
 

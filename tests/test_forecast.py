@@ -7,23 +7,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_long as long_frame
 
 from htsforecast._forecast import BaseForecasts, FallbackWarning, forecast
 from htsforecast._progress import progress_enabled
 from htsforecast.errors import DataError, HTSError
 from htsforecast.models import Mean, ModelOutput, Naive, SeasonalNaive
-
-
-def long_frame(series, freq="MS", start="2000-01-01"):
-    return pd.concat(
-        [
-            pd.DataFrame(
-                {"unique_id": k, "ds": pd.date_range(start, periods=len(v), freq=freq), "y": v}
-            )
-            for k, v in series.items()
-        ],
-        ignore_index=True,
-    )
 
 
 @pytest.fixture(scope="module")

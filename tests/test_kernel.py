@@ -189,7 +189,7 @@ def test_kind_is_explicit() -> None:
     ],
     ids=["bu", "td_fp", "td_ahp", "mo_fp"],
 )
-def test_nonnegative_every_method_is_coherent_and_nonnegative(method) -> None:  # noqa: ANN001
+def test_nonnegative_every_method_is_coherent_and_nonnegative(method) -> None:
     rng = np.random.default_rng(7)
     hier = random_hierarchy(rng, "a / b / c")
     problem = problem_for(hier, rng)
@@ -213,12 +213,12 @@ def test_nonnegative_every_method_is_coherent_and_nonnegative(method) -> None:  
 
 
 # ------------------------------------------------------------------------------- registry
-def test_adding_a_covariance_estimator_is_one_entry(monkeypatch) -> None:  # noqa: ANN001
+def test_adding_a_covariance_estimator_is_one_entry(monkeypatch) -> None:
     """A new estimator in the registry is usable by MinTrace and named by the CLI and errors."""
     from htsforecast.job import make_methods
     from htsforecast.reconciliation._registry import method_names
 
-    def w_double_var(problem, method):  # noqa: ANN001, ANN202
+    def w_double_var(problem, method):
         W, info = cov.COVARIANCES["wls_var"].fn(problem, method)
         return LowRankW(2 * W.d), info
 

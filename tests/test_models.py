@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_long as long_frame
 
 from htsforecast import forecast
 from htsforecast.models import (
@@ -22,16 +23,6 @@ from htsforecast.models import (
 from htsforecast.validation import validate_panel
 
 Z80 = 1.2815515655446004  # standard normal 0.9 quantile
-
-
-def long_frame(series: dict[str, np.ndarray], freq: str = "MS", start: str = "2000-01-01"):
-    parts = [
-        pd.DataFrame(
-            {"unique_id": uid, "ds": pd.date_range(start, periods=len(y), freq=freq), "y": y}
-        )
-        for uid, y in series.items()
-    ]
-    return pd.concat(parts, ignore_index=True)
 
 
 def panel_of(df: pd.DataFrame, freq: str = "MS") -> Panel:

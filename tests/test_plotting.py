@@ -12,7 +12,7 @@ from htsforecast import plotting
 from htsforecast.errors import DataError
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 NODES = ["total", "g=a", "g=b"]
 

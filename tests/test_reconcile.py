@@ -493,7 +493,7 @@ def test_nonnegative_point_forecasts_vs_nnls_and_clipping():
         b = mint_bottom_nonnegative(S, W, y, b0)
         assert (b >= 0).all()
 
-        def loss(x: np.ndarray, y=y, S=S) -> float:  # noqa: ANN001
+        def loss(x: np.ndarray, y=y, S=S) -> float:
             return float(((y - S @ x) ** 2).sum())
 
         assert loss(b) <= loss(np.maximum(b0, 0)) + 1e-9

@@ -37,8 +37,15 @@ class Executor(Protocol):
         Whether to show a progress bar.
     """
 
-    n_jobs: int
-    progress: bool
+    @property
+    def n_jobs(self) -> int:
+        """Degree of parallelism (>= 1)."""
+        ...
+
+    @property
+    def progress(self) -> bool:
+        """Whether to show a progress bar."""
+        ...
 
     def partition(self, n: int) -> list[np.ndarray]:
         """Split positions ``0..n-1`` into contiguous chunks, one work item each."""

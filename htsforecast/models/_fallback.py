@@ -8,6 +8,7 @@ intervals are not finite. Its first failure reason is kept for ``BaseForecasts.f
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -58,7 +59,7 @@ def fit_chain(
         fitted[panel.rows(done)] = out.fitted[sub.rows(np.flatnonzero(ok))]
         for lv in level:
             lo[lv][done], hi[lv][done] = out.lo[lv][ok], out.hi[lv][ok]
-        if samples is not None:
+        if samples is not None and n_samples:
             samples[done] = _paths(panel, done, out, ok, n_samples, primary=k == 0, label=label)
         if k:
             used.update({int(i): label for i in done})
@@ -73,7 +74,9 @@ def fit_chain(
     return Fit(ModelOutput(mean, fitted, lo, hi, samples), reasons, used)
 
 
-def _no_interval(lo: dict, hi: dict, n: int) -> np.ndarray:
+def _no_interval(
+    lo: Mapping[int, np.ndarray], hi: Mapping[int, np.ndarray], n: int
+) -> np.ndarray:
     bad = np.zeros(n, dtype=bool)
     for lv in lo:
         bad |= ~(np.isfinite(lo[lv]).all(axis=1) & np.isfinite(hi[lv]).all(axis=1))
@@ -108,7 +111,7 @@ def _attempt(
             _check_shapes(out, label, len(tried), h, level, int(panel.lengths[tried].sum()))
         except HTSError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a crashing model fails all its nodes
+        except Exception as exc:
             out = _nan_output(len(tried), h, level, int(panel.lengths[tried].sum()), exc)
         full = full.place(out, tried, panel)
         why.update({int(tried[j]): r for j, r in out.failures.items()})
@@ -131,7 +134,8 @@ def _check_shapes(out: ModelOutput, label: str, n: int, h: int, level: tuple, n_
     if np.shape(out.fitted) != (n_obs,):
         problems.append(f"fitted has shape {np.shape(out.fitted)}, expected {(n_obs,)}")
     for lv in level:
-        if np.shape(out.lo.get(lv)) != (n, h) or np.shape(out.hi.get(lv)) != (n, h):
+        lo, hi = out.lo.get(lv), out.hi.get(lv)
+        if lo is None or hi is None or np.shape(lo) != (n, h) or np.shape(hi) != (n, h):
             problems.append(f"lo/hi for level {lv} missing or not of shape {(n, h)}")
     if problems:
         raise HTSError(f"model {label} returned malformed output: {'; '.join(problems)}.")
@@ -158,7 +162,9 @@ def _paths(
             f"model {label} declares n_samples={n_samples} but returned "
             f"{'no' if out.samples is None else out.samples.shape[2]} sample paths per node."
         )
-    return out.samples[ok] if done.size else np.empty((0, out.mean.shape[1], n_samples))
+    if not done.size or out.samples is None:
+        return np.empty((0, out.mean.shape[1], n_samples))
+    return out.samples[ok]
 
 
 def _gaussian_paths(

@@ -328,7 +328,7 @@ class _Pooled:
         bad = ~np.isfinite(point).all(axis=1)
         return {int(i): "non-finite pooled forecast" for i in self.leaves[bad]}
 
-    def _quantiles(self, mean: np.ndarray, extra: np.ndarray, q: float):  # noqa: ANN202
+    def _quantiles(self, mean: np.ndarray, extra: np.ndarray, q: float):
         """Predictive ``q`` and ``1 - q`` quantiles, (L, h) each (see the module docstring)."""
         if self.kind == "continuous":
             sd = np.sqrt(self.disp[:, None] + extra)

@@ -322,7 +322,7 @@ def _run_chunk(
                 out.append(
                     model.fit_predict_series(str(panel.ids[i]), ds, y, h, level, future[i], **kw)
                 )
-            except Exception as exc:  # noqa: BLE001 - any model error means "fall back"
+            except Exception as exc:
                 out.append(describe_error(exc))
     return out
 

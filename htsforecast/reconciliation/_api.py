@@ -142,7 +142,7 @@ def reconcile(
         return _reconcile(base, hier, methods, level, intervals, n_samples, seed, Y_df)
 
 
-def _reconcile(base, hier, methods, level, intervals, n_samples, seed, Y_df) -> Reconciled:  # noqa: ANN001
+def _reconcile(base, hier, methods, level, intervals, n_samples, seed, Y_df) -> Reconciled:
     inputs, base_frames, base_level = _inputs(base, hier.node_ids, Y_df)
     levels = v.check_levels(level if level is not None else base_level)
     methods = _normalize_methods(methods)
@@ -204,7 +204,7 @@ def _default_name(m: Any) -> str:
     return "_".join(parts)
 
 
-def _unpack_base(base: Any, Y_df: pd.DataFrame | None):  # noqa: ANN202
+def _unpack_base(base: Any, Y_df: pd.DataFrame | None):
     """Return (tidy forecasts, tidy insample or None, samples dict, levels)."""
     if isinstance(base, pd.DataFrame):
         return from_nixtla_frames(base, Y_df)
@@ -354,7 +354,7 @@ def _frame_arrays(
 
 
 # ----------------------------------------------------------------------------- outputs
-def _base_frame(fcm: pd.DataFrame, levels: list[int]) -> pd.DataFrame:
+def _base_frame(fcm: pd.DataFrame, levels: Sequence[int]) -> pd.DataFrame:
     cols = ["unique_id", "ds", "model", "yhat"]
     for lv in levels:
         cols += [c for c in (f"yhat_lo_{lv}", f"yhat_hi_{lv}") if c in fcm.columns]
@@ -363,7 +363,7 @@ def _base_frame(fcm: pd.DataFrame, levels: list[int]) -> pd.DataFrame:
     return out
 
 
-def _tidy(node_ids, dates, model, method, ytilde, bounds) -> pd.DataFrame:  # noqa: ANN001
+def _tidy(node_ids, dates, model, method, ytilde, bounds) -> pd.DataFrame:
     n, h = ytilde.shape
     out = pd.DataFrame(
         {

@@ -13,6 +13,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,8 @@ __all__ = ["summarised_warnings", "external_stacklevel"]
 
 def external_stacklevel() -> int:
     """``stacklevel`` that points at the first frame outside htsforecast (the user's call)."""
-    frame, level = sys._getframe(1), 1
+    frame: Any = sys._getframe(1)
+    level = 1
     while frame is not None and (
         frame.f_globals.get("__name__", "").startswith("htsforecast")
         or frame.f_code.co_filename.endswith("contextlib.py")
