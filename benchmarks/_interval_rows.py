@@ -37,7 +37,7 @@ PEER_MAX_NODES = 2_000  # the peer forms dense n x n matrices (minutes each at 7
 ANCHOR = 1.43  # s, WLS reconciliation of 249,808 series (Wickramasuriya, Turlach & Hyndman 2020)
 
 
-def with_intervals(syn, kind: str, seed: int = 0):  # noqa: ANN001, ANN201
+def with_intervals(syn, kind: str, seed: int = 0):
     """``syn.Y_hat_df`` with ``-lo-L`` / ``-hi-L`` columns of the given kind."""
     rng = np.random.default_rng(seed)
     n, h = syn.yhat.shape
@@ -55,7 +55,7 @@ def with_intervals(syn, kind: str, seed: int = 0):  # noqa: ANN001, ANN201
     return df
 
 
-def _best(fn, repeats: int) -> tuple[float, object]:  # noqa: ANN001
+def _best(fn, repeats: int) -> tuple[float, object]:
     times, out = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -64,7 +64,7 @@ def _best(fn, repeats: int) -> tuple[float, object]:  # noqa: ANN001
     return min(times), out
 
 
-def _bounds(frame, cols: dict[str, str], node_ids) -> np.ndarray:  # noqa: ANN001
+def _bounds(frame, cols: dict[str, str], node_ids) -> np.ndarray:
     """Stack the interval bounds named in ``cols`` (frame column -> key) in node order."""
     parts = []
     for col in cols:
@@ -73,7 +73,7 @@ def _bounds(frame, cols: dict[str, str], node_ids) -> np.ndarray:  # noqa: ANN00
     return np.concatenate(parts, axis=1)
 
 
-def interval_rows(size: int, kinds=("prop", "general"), repeats: int = 1, log=print) -> list:  # noqa: ANN001
+def interval_rows(size: int, kinds=("prop", "general"), repeats: int = 1, log=print) -> list:
     """Time every method with and without intervals at ``size`` bottom series."""
     import htsforecast.reconciliation as R
 
@@ -83,16 +83,16 @@ def interval_rows(size: int, kinds=("prop", "general"), repeats: int = 1, log=pr
     for kind in kinds:
         Y_hat_df = with_intervals(syn, kind)
         for key, (ours_ctor, peer_ctor) in INTERVAL_METHODS.items():
-            method = eval(ours_ctor, vars(R))  # noqa: S307 - constructor strings defined above
+            method = eval(ours_ctor, vars(R))
 
-            def run(lv, Y_hat_df=Y_hat_df, method=method):  # noqa: ANN001, ANN202
+            def run(lv, Y_hat_df=Y_hat_df, method=method):
                 return R.reconcile(
                     Y_hat_df, hier, {"m": method}, Y_df=syn.Y_df, level=lv,
                     intervals="gaussian" if lv else None,
                 )  # fmt: skip
 
-            t_pts, _ = _best(lambda: run(None), repeats)  # noqa: B023
-            t_int, rec = _best(lambda: run(LEVELS), repeats)  # noqa: B023
+            t_pts, _ = _best(lambda: run(None), repeats)
+            t_int, rec = _best(lambda: run(LEVELS), repeats)
             fc = rec.forecasts[rec.forecasts["method"] == "m"]
             ours = _bounds(fc, {f"yhat_{s}_{lv}": 0 for lv in LEVELS for s in ("lo", "hi")},
                            hier.node_ids)  # fmt: skip
@@ -105,7 +105,7 @@ def interval_rows(size: int, kinds=("prop", "general"), repeats: int = 1, log=pr
     return rows
 
 
-def _peer(syn, Y_hat_df, ctor: str, ours: np.ndarray, level: np.ndarray) -> dict:  # noqa: ANN001
+def _peer(syn, Y_hat_df, ctor: str, ours: np.ndarray, level: np.ndarray) -> dict:
     try:
         import hierarchicalforecast.methods as HM
         from hierarchicalforecast.core import HierarchicalReconciliation
@@ -114,9 +114,9 @@ def _peer(syn, Y_hat_df, ctor: str, ours: np.ndarray, level: np.ndarray) -> dict
     S_df, tags = syn.hier.to_nixtla()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        hr = HierarchicalReconciliation([eval(ctor, vars(HM))])  # noqa: S307
+        hr = HierarchicalReconciliation([eval(ctor, vars(HM))])
 
-        def call():  # noqa: ANN202
+        def call():
             return hr.reconcile(Y_hat_df=Y_hat_df, Y_df=syn.Y_df, S_df=S_df, tags=tags,
                                 level=LEVELS, intervals_method="normality")  # fmt: skip
 
@@ -150,7 +150,7 @@ def render_intervals(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def anchor_rows(size: int = 250_000, T: int = 36, log=print) -> str:  # noqa: ANN001
+def anchor_rows(size: int = 250_000, T: int = 36, log=print) -> str:
     """Points at 250,000 bottom series (kernel on arrays, and the frame API) vs the anchor."""
     import htsforecast.reconciliation as R
     from htsforecast.reconciliation._api import _problem

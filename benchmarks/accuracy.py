@@ -48,7 +48,7 @@ GOALS = {
 }
 
 
-def _run_job(bottom: pd.DataFrame, formula: str, freq: str, h: int, n_jobs: int, **kw):  # noqa: ANN003, ANN202
+def _run_job(bottom: pd.DataFrame, formula: str, freq: str, h: int, n_jobs: int, **kw):
     """``htsforecast run --models auto --methods all`` on ``bottom`` (written to a CSV)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "train.csv")
@@ -67,7 +67,7 @@ def _wide(frame: pd.DataFrame, col: str, ids: list[str]) -> pd.DataFrame:
     return frame.pivot(index="unique_id", columns="ds", values=col).loc[ids]
 
 
-def _score(res, Y: pd.DataFrame, hier: Hierarchy, cutoff: pd.Timestamp, m: int) -> dict:  # noqa: ANN001
+def _score(res, Y: pd.DataFrame, hier: Hierarchy, cutoff: pd.Timestamp, m: int) -> dict:
     """Test-period scores of the chosen pipeline: rmse, mase, coverage, Gaussian CRPS."""
     sel = res.selection
     fc = res.forecasts[
@@ -107,7 +107,7 @@ def _snaive_crps(Y: pd.DataFrame, hier: Hierarchy, cutoff: pd.Timestamp, m: int)
     return metrics.crps_gaussian(y, out.mean[order], sd)
 
 
-def _report(name: str, res, secs: float, scores: dict, extra: str = "") -> None:  # noqa: ANN001
+def _report(name: str, res, secs: float, scores: dict, extra: str = "") -> None:
     sel = res.selection
     print(f"\n== {name}: chosen model={sel.model!r} method={sel.method!r} "
           f"(CV mase {sel.scores['all']:.3f}); job time {secs:.0f} s{extra} ==")  # fmt: skip
@@ -171,7 +171,7 @@ _BUILT: dict = {}
 _make_models = job.make_models
 
 
-def _capture(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+def _capture(*args, **kwargs):
     """Keep the models the job builds, to read the ``auto`` model's per-node choices."""
     out = _make_models(*args, **kwargs)
     _BUILT.update(out)
@@ -181,7 +181,7 @@ def _capture(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
 job.make_models = _capture
 
 
-def _choices(res) -> None:  # noqa: ANN001
+def _choices(res) -> None:
     """How often each candidate was chosen (the ``auto`` model of the job's last fit)."""
     model = _BUILT.get("auto")
     if model is not None and getattr(model, "choices_", None) is not None:

@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> None:
     return None
 
 
-def _interval_main(args) -> None:  # noqa: ANN001
+def _interval_main(args) -> None:
     """``--intervals``: points vs points + Gaussian intervals per method and size, with the
     peer's normality intervals where they fit (:mod:`_interval_rows`); ``--anchor``: points at
     250,000 bottom series against the published WLS figure."""

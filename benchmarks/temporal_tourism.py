@@ -54,7 +54,7 @@ CROSS = ["ols", "struc", "wlsv", "bdshr", "tcs"]
 ORDER = ["base"] + [f"te_{m}" for m in TEMPORAL] + [f"ct_{m}" for m in CROSS]
 
 
-def base_forecasts(train: pd.DataFrame, th: TemporalHierarchy, n_jobs: int, cache: str | None):  # noqa: ANN201
+def base_forecasts(train: pd.DataFrame, th: TemporalHierarchy, n_jobs: int, cache: str | None):
     """ETS at every series and temporal level (pickled to ``cache`` when given)."""
     if cache and Path(cache).is_file():
         return pickle.loads(Path(cache).read_bytes()), float("nan")

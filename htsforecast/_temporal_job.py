@@ -45,7 +45,7 @@ def parse_factors(spec: Any) -> list[int] | None:
         ) from None
 
 
-def _reconcile(base, hier: Hierarchy, nonnegative: bool):  # noqa: ANN001, ANN202
+def _reconcile(base, hier: Hierarchy, nonnegative: bool):
     ct_methods = [m for m in TEMPORAL_RUN_METHODS["ct"] if not (nonnegative and m == "tcs")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

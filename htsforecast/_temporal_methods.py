@@ -153,9 +153,10 @@ def _lowrank_nonneg(S: sp.csr_matrix, W: LowRankW, Y: np.ndarray, B: np.ndarray)
             r = S @ b - y
             return S.T @ (r / W.d if Wd is None else np.linalg.solve(Wd, r))
 
-        out[:, c] = active_set(
-            lambda z, y=y: _solve_with_zeros(S, W, y, z, n - m, m), grad, B[:, c]
-        )
+        def solve(z: np.ndarray, y: np.ndarray = y) -> np.ndarray:
+            return _solve_with_zeros(S, W, y, z, n - m, m)
+
+        out[:, c] = active_set(solve, grad, B[:, c])
     return out
 
 
@@ -270,7 +271,7 @@ def level_residuals(R: np.ndarray, node_level: np.ndarray, k: int) -> np.ndarray
     return R[:, rows, :].transpose(0, 2, 1).reshape(R.shape[0], -1)
 
 
-def bdshr_system(K: Kron, R: np.ndarray, node_level: np.ndarray):  # noqa: ANN201
+def bdshr_system(K: Kron, R: np.ndarray, node_level: np.ndarray):
     """Normal matrix ``S' W⁻¹ S`` (dense, m m_t square) and the map ŷ -> ``S' W⁻¹ ŷ``."""
     Scs = K.S_cs.toarray()
     Ste = K.S_te.toarray()
@@ -293,7 +294,7 @@ def bdshr_system(K: Kron, R: np.ndarray, node_level: np.ndarray):  # noqa: ANN20
     return M, rhs, lams
 
 
-def _bdshr(K: Kron, F: np.ndarray, R: np.ndarray, node_level: np.ndarray, nonnegative: bool):  # noqa: ANN202
+def _bdshr(K: Kron, F: np.ndarray, R: np.ndarray, node_level: np.ndarray, nonnegative: bool):
     M, rhs, lams = bdshr_system(K, R, node_level)
     r = rhs(F)
     cho = sla.cho_factor(M)
@@ -301,13 +302,16 @@ def _bdshr(K: Kron, F: np.ndarray, R: np.ndarray, node_level: np.ndarray, nonneg
     if nonnegative:
         for c in np.flatnonzero((B < 0).any(axis=0)):
 
-            def solve_zero(zero: np.ndarray, c: int = c) -> np.ndarray:
+            def solve_zero(zero: np.ndarray, c: int = int(c)) -> np.ndarray:
                 free = np.flatnonzero(~zero)
                 b = np.zeros(M.shape[0])
                 b[free] = np.linalg.solve(M[np.ix_(free, free)], r[free, c])
                 return b
 
-            B[:, c] = active_set(solve_zero, lambda b, c=c: M @ b - r[:, c], B[:, c])
+            def grad_c(b: np.ndarray, c: int = int(c)) -> np.ndarray:
+                return M @ b - r[:, c]
+
+            B[:, c] = active_set(solve_zero, grad_c, B[:, c])
     return B, {"shrinkage_lambda": lams}
 
 

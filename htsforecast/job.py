@@ -21,8 +21,9 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -96,7 +97,6 @@ def make_models(
         SeasonalNaive,
         StatsForecastModel,
         auto_model,
-        intermittent_models,
     )
 
     m = season_length
@@ -111,7 +111,7 @@ def make_models(
         "naive": lambda: Naive(),
         "mean": lambda: Mean(),
         "prophet": lambda: ProphetModel(),
-        **{k: lambda k=k: intermittent_models()[k] for k in ("croston", "adida", "imapa", "tsb")},
+        **{k: partial(_intermittent, k) for k in ("croston", "adida", "imapa", "tsb")},
         "lgbm": lambda: MLForecastModel(season_length=m),
         "combo": lambda: Combination({k: builders[k]() for k in ("ets", "arima", "theta")}),
         "auto": lambda: auto_model(m, n_obs),
@@ -119,6 +119,12 @@ def make_models(
     }
     _check_names(names, builders, "model", MODELS)
     return {name: builders[name]() for name in names}
+
+
+def _intermittent(name: str) -> Any:
+    from htsforecast.models import intermittent_models
+
+    return intermittent_models()[name]
 
 
 def make_methods(names: tuple[str, ...], nonnegative: bool = False) -> dict[str, Any]:
@@ -256,7 +262,7 @@ def run(
         base = forecast(Y, models, h=h, freq=data.freq, level=level, n_jobs=cfg.n_jobs,
                         progress=progress, X_future=X_future, **fkw)  # fmt: skip
         _check_fallbacks(base.fallbacks, hier.n_nodes, cfg.allow_fallback)
-        rec = reconcile(base, hier, methods=methods, level=level, intervals=intervals)
+        rec = reconcile(base, hier, methods=methods, level=level, intervals=cast(Any, intervals))
         cv = _evaluate(Y, hier, models, methods, h, windows, data.freq, level, m, cfg,
                        progress, fkw, intervals)  # fmt: skip
     selection = _select(cv, cfg, list(models), list(methods), echo)
@@ -278,13 +284,14 @@ def run(
     return RunResult(rec.forecasts, best, None if cv is None else cv, selection, files)
 
 
-def _save_model(cfg: RunConfig, hier, base, methods, selection, intervals) -> None:  # noqa: ANN001
+def _save_model(cfg: RunConfig, hier, base, methods, selection, intervals) -> None:
     """Save the fitted run (base forecasts up to h, residuals, methods, the choice)."""
     from htsforecast.pipeline import Pipeline
 
-    pipe = Pipeline.from_forecasts(hier, base, methods, intervals=intervals)
-    pipe.selection_ = {k: v for k, v in selection.items() if k != "settings"}
-    pipe.save(cfg.save_model)
+    pipe = Pipeline.from_forecasts(hier, base, methods, intervals=cast(Any, intervals))
+    choice = {k: v for k, v in selection.items() if k != "settings"}
+    pipe.selection_ = choice  # type: ignore[attr-defined]  # the run's choice travels with it
+    pipe.save(str(cfg.save_model))
 
 
 def predict(
@@ -315,7 +322,7 @@ def predict(
     return RunResult(rec.forecasts, best, None, selection, files)
 
 
-def _run_temporal(cfg, data, hier, Y, out, echo) -> RunResult:  # noqa: ANN001
+def _run_temporal(cfg, data, hier, Y, out, echo) -> RunResult:
     from htsforecast._temporal_job import run_temporal
 
     def factory(name: str, season: int) -> Any:
@@ -331,7 +338,7 @@ def _run_temporal(cfg, data, hier, Y, out, echo) -> RunResult:  # noqa: ANN001
     return RunResult(fc, fc.iloc[:0], acc, {}, files)
 
 
-def _evaluate(Y, hier, models, methods, h, windows, freq, level, m, cfg, progress, fkw, intervals):  # noqa: ANN001, ANN202
+def _evaluate(Y, hier, models, methods, h, windows, freq, level, m, cfg, progress, fkw, intervals):
     if windows == 0:
         return None
     from htsforecast import cross_validate
@@ -357,7 +364,7 @@ def _nonnegative(cfg: RunConfig, y: pd.Series, echo: Callable[[str], None]) -> b
     return counts
 
 
-def _notice_unused(df: pd.DataFrame, keys: tuple[str, ...], cfg: RunConfig, echo) -> None:  # noqa: ANN001
+def _notice_unused(df: pd.DataFrame, keys: tuple[str, ...], cfg: RunConfig, echo) -> None:
     used = {*keys, cfg.time_col, cfg.target_col}
     extra = [str(c) for c in df.columns if c not in used]
     if extra and cfg.data is not None:
@@ -378,7 +385,7 @@ def _check_fallbacks(fallbacks: pd.DataFrame, n_nodes: int, allow: bool) -> None
             )
 
 
-def _select(cv, cfg: RunConfig, models: list[str], methods: list[str], echo) -> dict[str, Any]:  # noqa: ANN001
+def _select(cv, cfg: RunConfig, models: list[str], methods: list[str], echo) -> dict[str, Any]:
     """The best (model, method) on the 'all' row; 'base' only with ``allow_incoherent``."""
     if cv is None:
         return {"model": models[0], "method": methods[0], "metric": cfg.metric, "score": None,
@@ -421,7 +428,7 @@ def _select(cv, cfg: RunConfig, models: list[str], methods: list[str], echo) -> 
     return out
 
 
-def _best_frame(fc: pd.DataFrame, hier, selection: dict[str, Any]) -> pd.DataFrame:  # noqa: ANN001
+def _best_frame(fc: pd.DataFrame, hier, selection: dict[str, Any]) -> pd.DataFrame:
     """The chosen pipeline only, with the level and the key columns (``<aggregated>``)."""
     part = fc[(fc["model"] == selection["model"]) & (fc["method"] == selection["method"])]
     keys = hier.keys
@@ -439,7 +446,7 @@ def _categorical(df: pd.DataFrame) -> pd.DataFrame:
     return df.astype({c: "category" for c in cols})
 
 
-def _write(tmp: Path, fmt: str, forecasts, best, cv, selection) -> None:  # noqa: ANN001
+def _write(tmp: Path, fmt: str, forecasts, best, cv, selection) -> None:
     def put(frame: pd.DataFrame, name: str) -> None:
         frame = _categorical(frame)
         if fmt == "parquet":
@@ -464,7 +471,7 @@ def _stamp(tmp: Path, settings: Mapping[str, Any]) -> None:
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
-            versions[pkg] = None
+            versions[pkg] = "not installed"
     stamp = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": sys.argv,
@@ -475,7 +482,7 @@ def _stamp(tmp: Path, settings: Mapping[str, Any]) -> None:
     (tmp / STAMP).write_text(json.dumps(stamp, indent=2, default=str))
 
 
-def _report(echo, cv, selection: dict[str, Any], metric: str) -> None:  # noqa: ANN001
+def _report(echo, cv, selection: dict[str, Any], metric: str) -> None:
     if cv is not None:
         sub = cv[cv["metric"] == metric]
         for model, part in sub.groupby("model", sort=False):
@@ -498,7 +505,12 @@ def _history(panel: Any) -> pd.DataFrame:
     )
 
 
-def _plots(out: Path, hier, Y, forecasts, cv, selection, cfg: RunConfig) -> None:  # noqa: ANN001
+def _save(ax: Any, path: Path) -> None:
+    """Save the figure an Axes belongs to."""
+    ax.get_figure(root=True).savefig(path, dpi=100)
+
+
+def _plots(out: Path, hier, Y, forecasts, cv, selection, cfg: RunConfig) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -510,7 +522,7 @@ def _plots(out: Path, hier, Y, forecasts, cv, selection, cfg: RunConfig) -> None
     try:
         if cv is not None:
             ax = plot_accuracy(cv[cv["model"] == selection["model"]], cfg.metric)
-            ax.figure.savefig(out / f"accuracy_{cfg.metric}.png", dpi=100)
+            _save(ax, out / f"accuracy_{cfg.metric}.png")
         shown = list(dict.fromkeys(["base", selection["method"], "bu"]))
         fig = plot_forecasts(
             Y, forecasts[forecasts["model"] == selection["model"]], nodes=cfg.plot_nodes,
@@ -519,7 +531,7 @@ def _plots(out: Path, hier, Y, forecasts, cv, selection, cfg: RunConfig) -> None
         fig.savefig(out / "forecasts.png", dpi=100)
         if forecasts["model"].nunique() > 1:  # every model, the chosen method, on the total
             ax = plot_models(Y, forecasts, "total", method=selection["method"], interval=top)
-            ax.figure.savefig(out / "models.png", dpi=100)
-        plot_S(hier).figure.savefig(out / "S.png", dpi=100)
+            _save(ax, out / "models.png")
+        _save(plot_S(hier), out / "S.png")
     finally:
         plt.close("all")

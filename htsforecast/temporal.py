@@ -189,7 +189,7 @@ def _methods(methods: Sequence[str] | str, registry: Mapping[str, str], what: st
     return names
 
 
-def _arrays(base: TemporalForecasts, ids: list[str], model: str):  # noqa: ANN202
+def _arrays(base: TemporalForecasts, ids: list[str], model: str):
     """(forecast rows of ``model``, F (n, n_t, P), R (n, n_t, N) or None, flat row index)."""
     th = base.hierarchy
     fc = base.forecasts[base.forecasts["model"] == model]
@@ -221,7 +221,7 @@ def _base_frame(fc: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _violations(X: np.ndarray, S_te, S_cs=None) -> dict:  # noqa: ANN001
+def _violations(X: np.ndarray, S_te, S_cs=None) -> dict:
     mt = S_te.shape[1]
     te = np.einsum("jt,itp->ijp", S_te.toarray(), X[:, -mt:, :]) - X
     row = {"max_temporal_violation": float(np.abs(te).max()) if X.size else 0.0}
@@ -233,7 +233,7 @@ def _violations(X: np.ndarray, S_te, S_cs=None) -> dict:  # noqa: ANN001
     return row
 
 
-def _run(base, ids, methods, solve, S_cs=None) -> TemporalReconciled:  # noqa: ANN001
+def _run(base, ids, methods, solve, S_cs=None) -> TemporalReconciled:
     th = base.hierarchy
     frames, diags, info = [], [], {}
     with threadpool_limits(limits=1, user_api="blas"):
@@ -273,7 +273,7 @@ def reconcile_temporal(
     th = base.hierarchy
     ids = list(pd.unique(base.forecasts["unique_id"].astype(str)))
 
-    def solve(name: str, F: np.ndarray, R: np.ndarray | None):  # noqa: ANN202
+    def solve(name: str, F: np.ndarray, R: np.ndarray | None):
         return temporal_reconcile(name, F, R, th.S, th.node_level, nonnegative), {}
 
     return _run(base, ids, names, solve)
@@ -315,7 +315,7 @@ def reconcile_cross_temporal(
     _check_common_dates(base.forecasts, len(ids))
     K = Kron(hier.S, th.S)
 
-    def solve(name: str, F: np.ndarray, R: np.ndarray | None):  # noqa: ANN202
+    def solve(name: str, F: np.ndarray, R: np.ndarray | None):
         return cross_temporal_reconcile(name, K, F, R, th.node_level, nonnegative, tcs)
 
     return _run(base, ids, names, solve, S_cs=hier.S)

@@ -84,7 +84,7 @@ def _fable_shrink_dense(R: np.ndarray) -> np.ndarray:
     return lam * tar + (1 - lam) * covm
 
 
-def _dense(W) -> np.ndarray:  # noqa: ANN001
+def _dense(W) -> np.ndarray:
     return np.diag(W.d) + (0 if W.U is None else W.U @ W.U.T)
 
 

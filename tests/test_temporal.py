@@ -49,7 +49,7 @@ def small_case(seed: int = 0, years: int = 12, scale: float = 1.0, level_bias: f
     return hier, th, base
 
 
-def arrays(base, ids, col, frame):  # noqa: ANN001, ANN201
+def arrays(base, ids, col, frame):
     """(n, n_t, P) array of ``frame[col]`` built directly from the frame (test-side)."""
     th = base.hierarchy
     out = []
@@ -103,7 +103,7 @@ def te_W(method: str, th: TemporalHierarchy, R: np.ndarray) -> np.ndarray:
     raise AssertionError(method)
 
 
-def out_array(rec, base, ids, method):  # noqa: ANN001, ANN201
+def out_array(rec, base, ids, method):
     fc = rec.forecasts[rec.forecasts.method == method]
     return arrays(base, ids, "yhat", fc)
 
@@ -181,7 +181,7 @@ def test_temporal_coherent_input_unchanged_and_base_kept():
 
 
 # ----------------------------------------------------------------------------- cross-temporal: closed forms
-def ct_dense(method, hier, th, base, ids):  # noqa: ANN001, ANN201
+def ct_dense(method, hier, th, base, ids):
     """Dense closed form on the (series-major) Kronecker S with a dense W from its definition."""
     Scs, Ste = hier.S.toarray(), th.S.toarray()
     S = np.kron(Scs, Ste)

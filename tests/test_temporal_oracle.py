@@ -38,7 +38,7 @@ PEER = {
 }
 
 
-def setup(loader):  # noqa: ANN001, ANN201
+def setup(loader):
     """Same base forecasts (seasonal naive, perturbed so they are incoherent) for both."""
     ds = loader()
     hier = Hierarchy.from_formula(ds.formula)
@@ -57,7 +57,7 @@ def setup(loader):  # noqa: ANN001, ANN201
     return hier, th, base, Y_te, S_te, tags_te
 
 
-def peer_frame(base, th, Y_te):  # noqa: ANN001, ANN201
+def peer_frame(base, th, Y_te):
     """Our base forecasts keyed by hierarchicalforecast's temporal ids ("annual-1" ...)."""
     fc = base.forecasts.sort_values(["unique_id", "temporal_level", "ds"]).copy()
     block = fc.groupby(["unique_id", "temporal_level"]).cumcount() + 1
@@ -72,7 +72,7 @@ def peer_frame(base, th, Y_te):  # noqa: ANN001, ANN201
     return out.rename(columns={"yhat": "sn"})
 
 
-def compare(ours, peer, column, method):  # noqa: ANN001
+def compare(ours, peer, column, method):
     got = ours.forecasts[ours.forecasts.method == method]
     both = peer.merge(
         got[["unique_id", "ds", "temporal_level", "yhat"]].rename(columns={"ds": "ds_ours"}),
@@ -84,13 +84,13 @@ def compare(ours, peer, column, method):  # noqa: ANN001
     )
 
 
-def temporal_peer(Y_hat, S_te, tags_te, methods):  # noqa: ANN001, ANN201
+def temporal_peer(Y_hat, S_te, tags_te, methods):
     rec = hf_core.HierarchicalReconciliation([PEER[m][1]() for m in methods])
     Y_hat = Y_hat[["unique_id", "temporal_id", "ds", "sn"]]
     return rec.reconcile(Y_hat_df=Y_hat, S_df=S_te, tags=tags_te, temporal=True)
 
 
-def sequential_peer(Y_hat, S_te, tags_te, hier):  # noqa: ANN001, ANN201
+def sequential_peer(Y_hat, S_te, tags_te, hier):
     """hierarchicalforecast's cross-temporal recipe: cross-sectional at every temporal node
     (one call: each temporal node is its own integer ``ds``), then temporal, per method."""
     S_cs, tags_cs = hier.to_nixtla()

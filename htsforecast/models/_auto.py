@@ -66,7 +66,7 @@ def auto_model(season_length: int, n_obs: int | None = None) -> Selected:
         median = MLForecastModel(season_length=m, differences=[], lgbm_params={"objective": "l1"})
         regular["lgbm_median"] = intermittent["lgbm_median"] = median
     return Selected(
-        regular,
+        regular,  # type: ignore[arg-type]  # values are Forecasters
         metric="mase",
         n_windows=1 if light else 2,
         season_length=m,

@@ -133,7 +133,7 @@ class StatsForecastModel:
         """
         try:
             return [(idx, self._run(panel.subset(idx), h, level, executor))]
-        except Exception as exc:  # noqa: BLE001 - the model's error means "fall back"
+        except Exception as exc:
             if len(idx) == 1:
                 failures[int(idx[0])] = describe_error(exc)
                 return []

@@ -76,7 +76,7 @@ def w_ols(n: int) -> LowRankW:
     return LowRankW(np.ones(n))
 
 
-def w_struct(S) -> LowRankW:  # noqa: ANN001 - sparse matrix
+def w_struct(S) -> LowRankW:
     """Structural scaling: number of bottom series under each node."""
     return LowRankW(np.asarray(S.sum(axis=1), dtype=float).ravel())
 
@@ -249,7 +249,7 @@ def _shrink(problem: Problem, method: MinTrace) -> tuple[LowRankW, dict]:
 
 
 def _shrink_fable(problem: Problem, method: MinTrace) -> tuple[LowRankW, dict]:
-    W, lam = w_shrink(problem.residuals, method.mint_shr_ridge, convention="fable")
+    W, lam = w_shrink(_resid(problem), method.mint_shr_ridge, convention="fable")
     return W, {"shrinkage_lambda": lam}
 
 
@@ -270,7 +270,7 @@ COVARIANCES: dict[str, Estimator] = {
     ),
     "mint_shrink": Estimator(_shrink, "Schäfer-Strimmer shrunk covariance of the residuals"),
     "mint_cov_fable": Estimator(
-        lambda p, m: (w_cov(p.residuals, convention="fable"), {}),
+        lambda p, m: (w_cov(_resid(p), convention="fable"), {}),
         "covariance of the residuals, fable's convention: uncentred, divided by T",
         fallback="mint_shrink_fable",
     ),

@@ -288,7 +288,7 @@ class MiddleOut:
         else:
             shares = _historical_shares(problem, anchor, self.top_down_method)
             shares_fn = lambda Y: np.broadcast_to(shares[:, None], (problem.m, Y.shape[1]))  # noqa: E731
-        clip = (lambda Y: np.maximum(Y, 0.0)) if self.nonnegative else (lambda Y: Y)  # noqa: E731
+        clip = (lambda Y: np.maximum(Y, 0.0)) if self.nonnegative else (lambda Y: Y)
         point = shares_fn(clip(yhat))  # (m, h): the shares of the point forecasts
 
         def bottom(Y: np.ndarray, kind: Kind, steps: np.ndarray | None) -> np.ndarray:
@@ -339,7 +339,7 @@ def _historical_shares(problem: Problem, anchor: np.ndarray, method: str) -> np.
     return shares
 
 
-def _forecast_proportions(members: list[np.ndarray], m: int):  # noqa: ANN202
+def _forecast_proportions(members: list[np.ndarray], m: int):
     """Vectorised forecast proportions along a chain of levels.
 
     ``members[k][j]`` is the row of bottom j's node at the k-th level of the chain (the first is
