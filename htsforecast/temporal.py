@@ -5,7 +5,7 @@
 >>> base = forecast_temporal(Y, th, {"ets": StatsForecastModel(AutoETS(season_length=12))},
 ...                          h=24)                # doctest: +SKIP
 >>> rec = reconcile_temporal(base, ["struc", "wlsv", "shr"])                   # doctest: +SKIP
->>> ct = reconcile_cross_temporal(base, hier, ["ols", "struc", "wlsv", "bdshr", "tcs"])  # +SKIP
+>>> ct = reconcile_cross_temporal(base, hier, ["ols", "struc", "wlsv", "bdshr", "tcs"])  # doctest: +SKIP
 
 Every model is fitted at every temporal level ``k`` with frequency ``k × freq`` and season length
 ``m / k`` (no seasonality where that is 1); ``h`` is counted in the original frequency and
