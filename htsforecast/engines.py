@@ -183,8 +183,40 @@ def _chunks(n: int, n_jobs: int, per_job: int) -> list[np.ndarray]:
     return [c for c in np.array_split(np.arange(n), k) if len(c)]
 
 
+class _ClusterExecutor:
+    """What the Dask and Spark executors share: chunking and the fugue statsforecast path."""
+
+    chunks_per_worker: int
+
+    @property
+    def n_jobs(self) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def _engine(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _distribute(self, data: pd.DataFrame) -> tuple[Any, Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def partition(self, n: int) -> list[np.ndarray]:
+        """Contiguous chunks, ``chunks_per_worker`` per worker thread (core)."""
+        return _chunks(n, self.n_jobs, self.chunks_per_worker)
+
+    def run_statsforecast(
+        self,
+        sf: Any,
+        df: pd.DataFrame,
+        h: int,
+        level: list[int] | None,
+        X_df: pd.DataFrame | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``sf.forecast(df, h, level, fitted=True)`` chunk-wise on the cluster (through fugue)."""
+        return _fugue_statsforecast(self, sf, df, h, level, X_df)
+
+
 @dataclass(frozen=True, eq=False)
-class DaskExecutor:
+class DaskExecutor(_ClusterExecutor):
     """Run per-node work on a Dask cluster (``distributed.Client``).
 
     Parameters
@@ -205,10 +237,6 @@ class DaskExecutor:
     def n_jobs(self) -> int:
         """Worker threads in the cluster (at least 1)."""
         return max(1, sum(self.client.nthreads().values()))
-
-    def partition(self, n: int) -> list[np.ndarray]:
-        """Contiguous chunks, ``chunks_per_worker`` per worker thread."""
-        return _chunks(n, self.n_jobs, self.chunks_per_worker)
 
     def map(
         self,
@@ -236,17 +264,6 @@ class DaskExecutor:
         finally:
             bar.close()
 
-    def run_statsforecast(
-        self,
-        sf: Any,
-        df: pd.DataFrame,
-        h: int,
-        level: list[int] | None,
-        X_df: pd.DataFrame | None = None,
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """``sf.forecast(df, h, level, fitted=True)`` chunk-wise on the cluster (through fugue)."""
-        return _fugue_statsforecast(self, sf, df, h, level, X_df)
-
     @property
     def _engine(self) -> Any:
         return self.client
@@ -261,7 +278,7 @@ class DaskExecutor:
 
 
 @dataclass(frozen=True, eq=False)
-class SparkExecutor:
+class SparkExecutor(_ClusterExecutor):
     """Run per-node work on Spark (``pyspark.sql.SparkSession``), e.g. ``local[2]``.
 
     Parameters
@@ -286,10 +303,6 @@ class SparkExecutor:
             return max(1, int(self.spark.sparkContext.defaultParallelism))
         except Exception:
             return max(1, os.cpu_count() or 1)
-
-    def partition(self, n: int) -> list[np.ndarray]:
-        """Contiguous chunks, ``chunks_per_worker`` per core."""
-        return _chunks(n, self.n_jobs, self.chunks_per_worker)
 
     def map(
         self,
@@ -317,17 +330,6 @@ class SparkExecutor:
         )
         results = dict(zip(out["k"].tolist(), out["blob"].tolist()))
         return [cloudpickle.loads(results[k]) for k in range(len(items))]
-
-    def run_statsforecast(
-        self,
-        sf: Any,
-        df: pd.DataFrame,
-        h: int,
-        level: list[int] | None,
-        X_df: pd.DataFrame | None = None,
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """``sf.forecast(df, h, level, fitted=True)`` chunk-wise on Spark (through fugue)."""
-        return _fugue_statsforecast(self, sf, df, h, level, X_df)
 
     @property
     def _engine(self) -> Any:
@@ -369,7 +371,7 @@ def _output_columns(sf: Any, level: list[int] | None) -> list[str]:
 
 
 def _fugue_statsforecast(
-    executor: DaskExecutor | SparkExecutor,
+    executor: _ClusterExecutor,
     sf: Any,
     df: pd.DataFrame,
     h: int,

@@ -290,7 +290,7 @@ class Hierarchy:
         pos = pd.Index(structure.node_ids[-structure.S.shape[1] :]).get_indexer(bottom_ids)
         codes = pos[row_codes]
         grid = (
-            v.check_on_freq(dates, freq, time_col)
+            v.date_grid(dates, freq, time_col)
             if freq
             else pd.DatetimeIndex(pd.unique(dates)).sort_values()
         )

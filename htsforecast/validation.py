@@ -22,7 +22,6 @@ __all__ = [
     "check_freq",
     "guess_freq",
     "date_grid",
-    "check_on_freq",
     "check_duplicates",
     "check_levels",
     "check_gaps",
@@ -251,14 +250,6 @@ def format_date(d: object) -> str:
     """``2020-01-01`` for a midnight timestamp, the full timestamp otherwise."""
     ts = pd.Timestamp(d)
     return str(ts.date()) if ts == ts.normalize() else str(ts)
-
-
-def check_on_freq(dates: pd.Series, freq: str, time_col: str) -> pd.DatetimeIndex:
-    """Check every date lies on ``freq``'s grid and return that grid (min..max).
-
-    Kept for :meth:`Hierarchy.aggregate`; the same check as :func:`date_grid`.
-    """
-    return date_grid(dates, freq, time_col)
 
 
 def check_duplicates(

@@ -198,7 +198,7 @@ def _normalize_methods(methods: Mapping[str, Any] | Sequence[Any] | None) -> dic
 
 def _default_name(m: Any) -> str:
     parts = [type(m).__name__]
-    for attr in ("method", "level", "top_down_method"):
+    for attr in ("split_at", "method"):
         if hasattr(m, attr):
             parts.append(str(getattr(m, attr)))
     return "_".join(parts)

@@ -248,45 +248,47 @@ class TopDown:
 
 @dataclass(frozen=True)
 class MiddleOut:
-    """Middle-out: base forecasts at ``level`` are kept, bottom-up above, top-down below.
+    """Middle-out: base forecasts at ``split_at`` are kept, bottom-up above, top-down below.
 
     Parameters
     ----------
-    level : str
-        The middle level (a level name such as ``"state"``).
-    top_down_method : {"average_proportions", "proportion_averages", "forecast_proportions"}
+    split_at : str
+        The middle level (a hierarchy level name such as ``"state"``). Called ``split_at``
+        rather than ``level`` because ``level`` means an interval level everywhere else.
+    method : {"average_proportions", "proportion_averages", "forecast_proportions"}
+        How the middle forecasts are split below it, as in :class:`TopDown`.
     path : list of str, optional
         Nesting path used by forecast proportions (see :class:`TopDown`).
     nonnegative : bool
         As in :class:`TopDown`, from a non-negative middle level (bottom-up above it).
     """
 
-    level: str
-    top_down_method: TopDownMethod = "forecast_proportions"
+    split_at: str
+    method: TopDownMethod = "forecast_proportions"
     path: list[str] | None = None
     nonnegative: bool = False
 
     def fit(self, problem: Problem, yhat: np.ndarray) -> Fitted:
-        if self.level not in problem.levels:
+        if self.split_at not in problem.levels:
             raise ReconciliationError(
-                f"unknown level {self.level!r}; levels are {list(problem.levels)}."
+                f"unknown level {self.split_at!r}; levels are {list(problem.levels)}."
             )
-        if self.top_down_method not in (
+        if self.method not in (
             "average_proportions",
             "proportion_averages",
             "forecast_proportions",
         ):
             raise ReconciliationError(
-                f"unknown top-down method {self.top_down_method!r}: use 'average_proportions', "
+                f"unknown top-down method {self.method!r}: use 'average_proportions', "
                 "'proportion_averages' or 'forecast_proportions'."
             )
-        anchor = problem.membership(self.level)  # middle node row of each bottom
-        if self.top_down_method == "forecast_proportions":
-            chain = problem.path(self.path, self.level)
+        anchor = problem.membership(self.split_at)  # middle node row of each bottom
+        if self.method == "forecast_proportions":
+            chain = problem.path(self.path, self.split_at)
             members = [problem.membership(lv) for lv in chain]
             shares_fn = _forecast_proportions(members, problem.m)
         else:
-            shares = _historical_shares(problem, anchor, self.top_down_method)
+            shares = _historical_shares(problem, anchor, self.method)
             shares_fn = lambda Y: np.broadcast_to(shares[:, None], (problem.m, Y.shape[1]))  # noqa: E731
         clip = (lambda Y: np.maximum(Y, 0.0)) if self.nonnegative else (lambda Y: Y)
         point = shares_fn(clip(yhat))  # (m, h): the shares of the point forecasts
