@@ -21,7 +21,15 @@ of the response and ``s_x`` of each predictor, intercepts ``N(mean(y), (2.5 s_y)
 The result is a :class:`BayesPoolingResult`: the REML result's ``summary`` and ``groups`` with
 posterior means (``<name>``), posterior sds (``<name>_se``) and highest-density intervals
 (``<name>_hdi_lo``, ``<name>_hdi_hi``), plus ``.posterior`` (ArviZ ``InferenceData``) and
-``.diagnostics`` (R-hat, bulk/tail ESS, divergences).
+``.diagnostics`` (R-hat, bulk/tail ESS, divergences). ``summary`` also has posterior medians
+(``<name>_median``).
+
+Posterior means are not REML estimates. REML is the joint mode of the variance parameters'
+posterior under flat priors (fixed effects integrated out); a poorly identified scale has a
+skewed marginal posterior whose mean lies below that mode. On Gelman & Hill's Minnesota
+varying-slope model the slope sd's REML estimate is 0.34 while its marginal posterior (computed by
+quadrature of the restricted likelihood, flat or these priors alike) has mean 0.27, median 0.28
+and mode 0.32 (``benchmarks/bayes_radon.py --quadrature``).
 """
 
 from __future__ import annotations
@@ -361,11 +369,12 @@ def _hdi(x: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _entries(name: str, x: np.ndarray, prob: float) -> dict[str, Any]:
-    """``name``: mean, ``name_se``: sd, ``name_hdi_lo``/``_hi`` of draws (n,) (floats)."""
+    """``name``: mean, ``name_se``: sd, ``name_median``, ``name_hdi_lo``/``_hi`` of draws (n,)."""
     lo, hi = _hdi(x[:, None], prob)
     return {
         name: float(np.mean(x)),
         f"{name}_se": float(np.std(x, ddof=1)),
+        f"{name}_median": float(np.median(x)),
         f"{name}_hdi_lo": float(lo[0]),
         f"{name}_hdi_hi": float(hi[0]),
     }

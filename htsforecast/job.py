@@ -62,6 +62,8 @@ MODELS: dict[str, str] = {
     "combo": "Combination of ets, arima and theta, equal weights",
     "pooled": "PartialPooling(m): bottom nodes as empirical-Bayes shrunk shares of their "
     "parent's ets forecast (sparse bottom series)",
+    "pooled_median": "PartialPooling(m, point='median'): pooled, with the predictive median as "
+    "the bottom point forecast (best for MAE/MASE on sparse counts; medians do not add up)",
     "auto": "per-node CV choice among combo/ets/arima/theta/lgbm, and croston/adida/imapa/tsb "
     "on intermittent nodes (see htsforecast.models.auto_model; lighter on large data)",
 }
@@ -116,6 +118,7 @@ def make_models(
         "combo": lambda: Combination({k: builders[k]() for k in ("ets", "arima", "theta")}),
         "auto": lambda: auto_model(m, n_obs),
         "pooled": lambda: PartialPooling(m),
+        "pooled_median": lambda: PartialPooling(m, point="median"),
     }
     _check_names(names, builders, "model", MODELS)
     return {name: builders[name]() for name in names}

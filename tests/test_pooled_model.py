@@ -275,5 +275,8 @@ def test_cli_name():
     from htsforecast.job import MODELS, make_models
 
     assert "pooled" in MODELS
-    model = make_models(("pooled",), 12)["pooled"]
+    models = make_models(("pooled", "pooled_median"), 12)
+    model = models["pooled"]
     assert isinstance(model, PartialPooling) and model.season_length == 12
+    assert model.point == "mean"  # the default: means add up under reconciliation
+    assert models["pooled_median"].point == "median"

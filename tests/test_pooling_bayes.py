@@ -92,11 +92,13 @@ def test_same_shape_as_reml_plus_intervals(toy, bayes):
 
 
 def test_summary_matches_the_draws(bayes):
-    """The summary is the posterior mean / sd / HDI of the draws in .posterior (ArviZ)."""
+    """The summary is the posterior mean / sd / median / HDI of the draws in .posterior (ArviZ)."""
     post = bayes.posterior.posterior
     sd = post["group_sd"].to_numpy().ravel()
     assert bayes.summary["group_sd"] == pytest.approx(sd.mean(), rel=1e-12)
     assert bayes.summary["group_sd_se"] == pytest.approx(sd.std(ddof=1), rel=1e-12)
+    assert bayes.summary["group_sd_median"] == pytest.approx(np.median(sd), rel=1e-12)
+    assert bayes.summary["group_sd_median"] != bayes.summary["group_sd"]  # a skewed posterior
     ref = az.hdi(bayes.posterior, var_names=["group_sd"], hdi_prob=0.94)["group_sd"].to_numpy()
     assert [bayes.summary["group_sd_hdi_lo"], bayes.summary["group_sd_hdi_hi"]] == pytest.approx(
         ref, rel=1e-12
