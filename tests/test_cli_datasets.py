@@ -17,12 +17,13 @@ from htsforecast.errors import DataError
 
 # name -> (n_bottom, n_nodes, n_periods, rows), known from the data sets' SOURCE notes:
 # tourism 76 regions x 4 purposes, 1 + 8 + 76 + 4 + 32 + 304 nodes; prison 8 x 2 x 2 x 2 bottom,
-# 9 x 3 x 3 x 3 nodes; tourism_large and labour: the shapes of their shipped agg_mat.csv.
+# 9 x 3 x 3 x 3 nodes; tourism_large, tourism_small and labour: their shipped agg_mat.csv.
 EXPECTED = {
     "tourism": (304, 425, 80, 24_320),
     "prison": (64, 243, 48, 3_072),
     "tourism_large": (304, 555, 228, 69_312),
     "labour": (32, 57, 514, 16_448),
+    "tourism_small": (56, 89, 36, 2_016),
 }
 
 

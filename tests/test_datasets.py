@@ -1,4 +1,4 @@
-"""Tests of the bundled table loaders (tourism, prison, tourism_large, labour).
+"""Tests of the bundled table loaders (tourism, prison, tourism_large, tourism_small, labour).
 
 Every value is checked against the shipped file read independently here, and every quirk named
 in the data's SOURCE.md (zeros, ranges, label conventions, column orders) has a test.
@@ -18,14 +18,16 @@ from htsforecast.datasets._tables import (
     _labour_keys,
     _quarter_start,
     _tourism_large_keys,
+    _tourism_small_keys,
     load_labour,
     load_prison,
     load_tourism,
     load_tourism_large,
+    load_tourism_small,
 )
 from htsforecast.errors import DataError
 
-LOADERS = [load_tourism, load_prison, load_tourism_large, load_labour]
+LOADERS = [load_tourism, load_prison, load_tourism_large, load_tourism_small, load_labour]
 # name, keys, n_bottom, n_periods, first ds, last ds, freq, season_length
 SHAPES = {
     "tourism": (["state", "region", "purpose"], 304, 80, "1998-01-01", "2017-10-01", "QS", 4),
@@ -48,7 +50,10 @@ SHAPES = {
         12,
     ),
     "labour": (["state", "sex", "status"], 32, 514, "1978-02-01", "2020-11-01", "MS", 12),
+    "tourism_small": (["purpose", "state", "city"], 56, 36, "1998-01-01", "2006-10-01", "QS", 4),
 }
+#: The sets that ship a summing matrix (S_ref, ref_keys).
+WITH_MATRIX = ["tourism_large", "tourism_small", "labour"]
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +108,7 @@ def test_formulas(loaded):
     assert loaded["prison"].formula == "state * gender * legal * indigenous"
     assert loaded["tourism_large"].formula == "(state / zone / region) * purpose"
     assert loaded["labour"].formula == "state / sex / status"
+    assert loaded["tourism_small"].formula == "purpose / state / city"
 
 
 def test_data_path_is_bundled_not_shared():
@@ -205,10 +211,13 @@ def _mask_matrix(ds: Dataset) -> pd.DataFrame:
 
 
 def _shipped_wide(name: str) -> pd.DataFrame:
-    return pd.read_csv(_data_path(name, "data.csv"), index_col=0, parse_dates=True)
+    wide = pd.read_csv(_data_path(name, "data.csv"), index_col=0, parse_dates=True)
+    if name == "tourism_small":  # shipped as quarter ends (1998-03-31); ds is the quarter start
+        wide.index = wide.index.to_period("Q").to_timestamp()
+    return wide
 
 
-@pytest.mark.parametrize("name", ["tourism_large", "labour"])
+@pytest.mark.parametrize("name", WITH_MATRIX)
 def test_ref_keys_reproduce_shipped_matrix(loaded, name):
     ds = loaded[name]
     assert list(ds.ref_keys.index) == list(ds.S_ref.index)
@@ -219,7 +228,7 @@ def test_ref_keys_reproduce_shipped_matrix(loaded, name):
     assert set(ds.ref_keys.index[full]) == set(ds.S_ref.columns)
 
 
-@pytest.mark.parametrize("name", ["tourism_large", "labour"])
+@pytest.mark.parametrize("name", WITH_MATRIX)
 def test_bottom_values_sum_to_shipped_aggregates(loaded, name):
     ds = loaded[name]
     wide = _shipped_wide(name)
@@ -258,6 +267,32 @@ def test_tourism_large_bad_label():
         _tourism_large_keys(["TotalAll", "ABCDHol"])
     with pytest.raises(DataError, match=r"'AXyz'"):
         _tourism_large_keys(["AXyz"])
+
+
+def test_tourism_small_labels(loaded):
+    ds = loaded["tourism_small"]
+    k = ds.ref_keys
+    assert ds.S_ref.shape == (89, 56)
+    assert k.loc["total"].eq(AGGREGATED).all()
+    assert list(k.loc["vfr"]) == ["vfr", AGGREGATED, AGGREGATED]
+    assert list(k.loc["qld-bus"]) == ["bus", "qld", AGGREGATED]
+    assert list(k.loc["nt-oth-noncity"]) == ["oth", "nt", "noncity"]
+    bottom = ds.data
+    assert bottom[["purpose", "state", "city"]].nunique().tolist() == [4, 7, 2]
+    assert bottom["y"].min() == 7.0  # SOURCE.md: integer values, minimum 7
+    assert (bottom["y"] == bottom["y"].round()).all()
+    # the first shipped row is 1998-03-31 (a quarter end) and becomes the quarter start
+    raw = pd.read_csv(_data_path("tourism_small", "data.csv"), index_col=0)
+    assert raw.index[0] == "1998-03-31"
+    first = bottom[(bottom["purpose"] == "hol") & (bottom["state"] == "nsw")
+                   & (bottom["city"] == "city")].iloc[0]  # fmt: skip
+    assert (first["ds"], first["y"]) == (pd.Timestamp("1998-01-01"), raw["nsw-hol-city"].iloc[0])
+
+
+@pytest.mark.parametrize("label", ["nsw", "hol-nsw", "nsw-hol-town", "nsw-hol-city-x", "tot"])
+def test_tourism_small_bad_label(label):
+    with pytest.raises(DataError, match=rf"TourismSmall label '{label}'.*tourism_small"):
+        _tourism_small_keys(["total", label])
 
 
 def test_labour_labels(loaded):
@@ -340,7 +375,8 @@ def _label_to_node(ds: Dataset, hier) -> pd.Series:
 
 
 @pytest.mark.parametrize(
-    ("name", "n_nodes", "n_bottom"), [("tourism_large", 555, 304), ("labour", 57, 32)]
+    ("name", "n_nodes", "n_bottom"),
+    [("tourism_large", 555, 304), ("tourism_small", 89, 56), ("labour", 57, 32)],
 )
 def test_hierarchy_reproduces_shipped_matrix(loaded, aggregated, name, n_nodes, n_bottom):
     """Acceptance: our S equals the shipped agg_mat.csv exactly after mapping labels."""
@@ -360,7 +396,7 @@ def test_hierarchy_reproduces_shipped_matrix(loaded, aggregated, name, n_nodes, 
     )
 
 
-@pytest.mark.parametrize("name", ["tourism_large", "labour"])
+@pytest.mark.parametrize("name", WITH_MATRIX)
 def test_hierarchy_aggregates_equal_shipped_data(loaded, aggregated, name):
     ds = loaded[name]
     hier, Y = aggregated[name]

@@ -20,7 +20,13 @@ import pandas as pd
 from htsforecast.datasets._base import AGGREGATED, Dataset
 from htsforecast.datasets._promo import SimulatedPromotions, simulate_promotions
 from htsforecast.datasets._radon import load_radon_panel, load_radon_survey
-from htsforecast.datasets._tables import load_labour, load_prison, load_tourism, load_tourism_large
+from htsforecast.datasets._tables import (
+    load_labour,
+    load_prison,
+    load_tourism,
+    load_tourism_large,
+    load_tourism_small,
+)
 from htsforecast.errors import DataError
 
 __all__ = [
@@ -35,6 +41,7 @@ __all__ = [
     "load_radon_survey",
     "load_tourism",
     "load_tourism_large",
+    "load_tourism_small",
     "SimulatedPromotions",
     "simulate_promotions",
 ]
@@ -45,6 +52,7 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
     "tourism": load_tourism,
     "prison": load_prison,
     "tourism_large": load_tourism_large,
+    "tourism_small": load_tourism_small,
     "labour": load_labour,
 }
 

@@ -1,9 +1,9 @@
-"""Loaders for the bundled published tables: tourism, prison, tourism_large and labour.
+"""Loaders for the bundled published tables: tourism, prison, tourism_large, tourism_small, labour.
 
 Each loader reads the files copied into ``data/<name>/`` (see the ``SOURCE.md`` there), keeps the
 values exactly as shipped, and returns a :class:`~htsforecast.datasets.Dataset` holding the
-bottom-level long data and the formula of the hierarchy. The two benchmark sets that ship a
-summing matrix (tourism_large, labour) also carry it as ``S_ref`` together with ``ref_keys``,
+bottom-level long data and the formula of the hierarchy. The benchmark sets that ship a
+summing matrix (tourism_large, tourism_small, labour) also carry it as ``S_ref`` together with ``ref_keys``,
 which maps every shipped label to htsforecast key values.
 """
 
@@ -18,7 +18,13 @@ import pandas as pd
 from htsforecast.datasets._base import AGGREGATED, Dataset, _data_path
 from htsforecast.errors import DataError
 
-__all__ = ["load_labour", "load_prison", "load_tourism", "load_tourism_large"]
+__all__ = [
+    "load_labour",
+    "load_prison",
+    "load_tourism",
+    "load_tourism_large",
+    "load_tourism_small",
+]
 
 _QUARTER = re.compile(r"^(\d{4}) Q([1-4])$")
 
@@ -204,6 +210,74 @@ def load_tourism_large() -> Dataset:
         season_length=12,
         description="Australian domestic visitor nights (thousands) by state, zone, region "
         "and purpose, monthly 1998-01-2016-12 (TourismLarge)",
+        S_ref=S_ref,
+        ref_keys=ref_keys,
+    )
+
+
+_SMALL_PURPOSES = ("hol", "vfr", "bus", "oth")
+_SMALL_STATES = ("nsw", "vic", "qld", "sa", "wa", "tas", "nt")
+
+
+def _tourism_small_keys(labels: list[str]) -> pd.DataFrame:
+    """Key table for TourismSmall labels ``total``, ``hol``, ``nsw-hol``, ``nsw-hol-city``.
+
+    A label is ``total``, a purpose, ``<state>-<purpose>`` or ``<state>-<purpose>-<city|noncity>``
+    (lower case, as shipped). Keys ``purpose, state, city`` hold the parts; the nesting
+    ``purpose / state / city`` identifies a state by its purpose, as fable's
+    ``aggregate_key(Purpose / State / CityNonCity)``.
+    """
+    rows = []
+    for label in labels:
+        parts = label.split("-")
+        if label == "total":
+            purpose, state, city = AGGREGATED, AGGREGATED, AGGREGATED
+        elif len(parts) == 1:
+            purpose, state, city = parts[0], AGGREGATED, AGGREGATED
+        else:
+            state, purpose, city = (*parts, AGGREGATED)[:3] if len(parts) <= 3 else ("", "", "")
+        if (
+            purpose not in (*_SMALL_PURPOSES, AGGREGATED)
+            or (purpose == AGGREGATED and label != "total")
+            or state not in (*_SMALL_STATES, AGGREGATED)
+            or city not in ("city", "noncity", AGGREGATED)
+        ):
+            raise DataError(
+                f"TourismSmall label {label!r} is not 'total', '<purpose>', '<state>-<purpose>' "
+                "or '<state>-<purpose>-<city|noncity>'. Hint: the bundled tourism_small files "
+                "are damaged."
+            )
+        rows.append([purpose, state, city])
+    return pd.DataFrame(rows, index=labels, columns=["purpose", "state", "city"])
+
+
+def load_tourism_small() -> Dataset:
+    """Quarterly Australian domestic visitor nights, TourismSmall (Athanasopoulos et al. 2009).
+
+    56 bottom series (4 purposes x 7 states x capital city / other) x 36 quarters (1998 Q1 -
+    2006 Q4), visitor nights in thousands. Keys ``purpose`` (``"hol" "vfr" "bus" "oth"``),
+    ``state`` (``"nsw"`` ...) and ``city`` (``"city"`` / ``"noncity"``); formula
+    ``"purpose / state / city"`` (1 + 4 + 28 + 56 = 89 nodes, as Nixtla's ``TourismSmall``).
+    The shipped dates are quarter ends; ``ds`` is the quarter's first day. ``S_ref`` is the
+    shipped ``agg_mat.csv`` (89 x 56), ``ref_keys`` maps its labels to the keys.
+
+    Returns
+    -------
+    Dataset
+    """
+    wide = _read_wide("tourism_small")
+    wide.index = pd.to_datetime(wide.index).to_period("Q").to_timestamp()
+    S_ref = _read_agg_mat("tourism_small")
+    ref_keys = _tourism_small_keys(list(S_ref.index))
+    df = _wide_to_long(wide, list(S_ref.columns), ref_keys)
+    return Dataset(
+        name="tourism_small",
+        data=_finish(df, list(ref_keys.columns)),
+        formula="purpose / state / city",
+        freq="QS",
+        season_length=4,
+        description="Australian domestic visitor nights (thousands) by purpose, state and "
+        "capital city / other, quarterly 1998 Q1-2006 Q4 (TourismSmall)",
         S_ref=S_ref,
         ref_keys=ref_keys,
     )
