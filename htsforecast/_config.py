@@ -172,8 +172,10 @@ class RunConfig:
     ``data=None`` uses the bundled ``dataset`` with its own formula and frequency.
     ``nonnegative=None`` turns non-negative reconciliation on when the data are counts (every
     target value a non-negative whole number) and off otherwise.
-    ``cv_windows=None`` evaluates on one window when the history allows it and skips the
-    evaluation with a notice when it does not; an explicit number that does not fit is an error.
+    ``cv_windows=None`` evaluates on the windows of :func:`htsforecast.selection.default_cv_plan`
+    (up to three recent origins one season apart on small data, one window on large data) and
+    skips the evaluation with a notice when none fits; an explicit number that does not fit is an
+    error (explicit windows are ``h`` apart).
     """
 
     data: str | None = None

@@ -151,8 +151,6 @@ def _check_names(names, known: Mapping[str, Any], what: str, docs: Mapping[str, 
 
 #: Share of a model's nodes that may fall back before the run fails (unless ``allow_fallback``).
 FALLBACK_LIMIT = 0.5
-#: Scores closer than this are reported as a tie.
-TIE = 5e-4
 
 
 @dataclass(frozen=True)
@@ -195,24 +193,30 @@ def _load(cfg: RunConfig) -> _Input:
     return _Input(df, cfg.formula, cfg.freq, source)
 
 
-def _cv_windows(cfg: RunConfig, n_dates: int, h: int, m: int, echo: Callable[[str], None]) -> int:
-    """Windows to evaluate: ``cv_windows``, or 1 when it fits (else 0 with a notice)."""
+def _cv_windows(
+    cfg: RunConfig, n_dates: int, h: int, m: int, n_obs: int, echo: Callable[[str], None]
+) -> tuple[int, int]:
+    """Windows to evaluate and their spacing: ``cv_windows`` (``h`` apart), or the default plan
+    of :func:`htsforecast.selection.default_cv_plan` (0 windows with a notice when none fits)."""
+    from htsforecast.selection import default_cv_plan
+
     fit = max(0, (n_dates - h - 1 - m) // h + 1)  # expanding windows, h apart, >= m + 1 to train
     if cfg.cv_windows is None:
-        if fit >= 1:
-            return 1
+        windows, step = default_cv_plan(n_dates, h, m, n_obs)
+        if windows >= 1:
+            return windows, step
         echo(
             f"notice: {n_dates} periods are too few to evaluate h={h} (training needs "
             f"{m + 1} periods before the test window); forecasting without evaluation."
         )
-        return 0
+        return 0, h
     if cfg.cv_windows > fit:
         raise DataError(
             f"--cv-windows {cfg.cv_windows} does not fit {n_dates} periods with --h {h}: "
             f"{fit} window(s) fit (each trains on at least {m + 1} periods). Use --cv-windows "
             f"{fit}" + (", or a smaller --h." if fit else " to forecast without evaluation.")
         )
-    return cfg.cv_windows
+    return cfg.cv_windows, h
 
 
 def run(
@@ -251,11 +255,12 @@ def run(
     nonnegative = _nonnegative(cfg, data.df[cfg.target_col], echo)
     methods = make_methods(cfg.methods, nonnegative)
     n_dates = len(panel.dates)
-    windows = _cv_windows(cfg, n_dates, h, m, echo)
+    windows, step = _cv_windows(cfg, n_dates, h, m, panel.n_obs, echo)
     _notice_unused(data.df, hier.columns, cfg, echo)
     echo(
         f"{hier.n_nodes} series ({hier.n_bottom} bottom) x {n_dates} periods, "
-        f"formula {data.formula!r}, freq {data.freq}; h={h}, {windows} CV window(s), "
+        f"formula {data.formula!r}, freq {data.freq}; h={h}, {windows} CV window(s) "
+        f"{step} apart, "
         f"models {list(models)}, methods {list(methods)}"
     )
     level = list(cfg.level)
@@ -266,12 +271,13 @@ def run(
                         progress=progress, X_future=X_future, **fkw)  # fmt: skip
         _check_fallbacks(base.fallbacks, hier.n_nodes, cfg.allow_fallback)
         rec = reconcile(base, hier, methods=methods, level=level, intervals=cast(Any, intervals))
-        cv = _evaluate(Y, hier, models, methods, h, windows, data.freq, level, m, cfg,
-                       progress, fkw, intervals)  # fmt: skip
-    selection = _select(cv, cfg, list(models), list(methods), echo)
+        cv_res = _evaluate(Y, hier, models, methods, h, (windows, step), data.freq, level, m,
+                           cfg, progress, fkw, intervals)  # fmt: skip
+    selection = _select(cv_res, cfg, list(models), list(methods), (h, hier.n_nodes), echo)
+    cv = None if cv_res is None else cv_res.table
     best = _best_frame(rec.forecasts, hier, selection)
     settings = {**asdict(cfg), "h": h, "freq": data.freq, "formula": data.formula,
-                "cv_windows": windows, **data.source}  # fmt: skip
+                "cv_windows": windows, "cv_step": step, **data.source}  # fmt: skip
     selection["settings"] = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
     fmt = cfg.format or ("parquet" if cfg.data and is_parquet(cfg.data) else "csv")
     with output_transaction(out) as tmp:
@@ -341,18 +347,19 @@ def _run_temporal(cfg, data, hier, Y, out, echo) -> RunResult:
     return RunResult(fc, fc.iloc[:0], acc, {}, files)
 
 
-def _evaluate(Y, hier, models, methods, h, windows, freq, level, m, cfg, progress, fkw, intervals):
+def _evaluate(Y, hier, models, methods, h, plan, freq, level, m, cfg, progress, fkw, intervals):
+    windows, step = plan
     if windows == 0:
         return None
     from htsforecast import cross_validate
 
     cv = cross_validate(
-        Y, hier, models, methods, h=h, n_windows=windows, freq=freq, level=level,
+        Y, hier, models, methods, h=h, n_windows=windows, step_size=step, freq=freq, level=level,
         metrics=("mase", "rmse", "mae", "coverage"), season_length=m, n_jobs=cfg.n_jobs,
         progress=progress, forecast_kwargs=fkw, reconcile_kwargs={"intervals": intervals},
         exog=list(exog_spec(cfg.exog, cfg.holidays)),
     )  # fmt: skip
-    return cv.table
+    return cv
 
 
 def _nonnegative(cfg: RunConfig, y: pd.Series, echo: Callable[[str], None]) -> bool:
@@ -388,46 +395,32 @@ def _check_fallbacks(fallbacks: pd.DataFrame, n_nodes: int, allow: bool) -> None
             )
 
 
-def _select(cv, cfg: RunConfig, models: list[str], methods: list[str], echo) -> dict[str, Any]:
-    """The best (model, method) on the 'all' row; 'base' only with ``allow_incoherent``."""
+def _select(cv, cfg: RunConfig, models: list[str], methods: list[str], shape, echo) -> dict:
+    """The robust global choice of :func:`htsforecast.selection.choose_pipeline` ('base' only
+    with ``allow_incoherent``; ERM only where it is well posed, ``shape = (h, n_nodes)``)."""
+    from htsforecast.selection import choose_pipeline, erm_eligible
+
     if cv is None:
         return {"model": models[0], "method": methods[0], "metric": cfg.metric, "score": None,
                 "evaluated": False}  # fmt: skip
-    rows = cv[(cv["level"] == "all") & (cv["metric"] == cfg.metric)]
-    if not cfg.allow_incoherent:
-        rows = rows[rows["method"] != "base"]
-    rows = rows[np.isfinite(rows["value"].to_numpy(dtype=float))]
-    if rows.empty:
-        raise DataError(
-            f"no pipeline has a finite {cfg.metric!r} score: "
-            + (
-                "the in-sample seasonal-naive error is zero for every node (constant or exactly "
-                "periodic data), so scaled errors are undefined. Use --metric rmse or mae."
-                if cfg.metric == "mase"
-                else "the evaluation produced no finite values."
-            )
+    h, n_nodes = shape
+    out = choose_pipeline(
+        cv.by_window, cfg.metric, allow_incoherent=cfg.allow_incoherent,
+        eligible=lambda model, method: method != "erm" or erm_eligible(h, n_nodes),
+    )  # fmt: skip
+    if "erm" in methods and not erm_eligible(h, n_nodes):
+        echo(f"notice: erm is scored but not chosen automatically: closed-form ERM fits its "
+             f"matrix on h={h} periods, fewer than the {n_nodes} series (ill-posed).")  # fmt: skip
+    if out["rule"].startswith("one-standard-error"):
+        echo(f"notice: {out['rule']}.")
+    ties = out.get("tied_with", [])
+    if ties:
+        names = [f"{out['model']}/{out['method']}", *ties]
+        echo(
+            f"notice: {len(names)} pipelines tie on {cfg.metric} to three decimals "
+            f"({', '.join(names[:6])}{' ...' if len(names) > 6 else ''}); {names[0]} is "
+            "chosen."
         )
-    objective = rows["value"].astype(float)
-    if cfg.metric.startswith("coverage_"):
-        objective = (objective - int(cfg.metric.split("_", 1)[1]) / 100).abs()
-    ranked = rows.assign(_obj=objective.to_numpy()).sort_values("_obj", kind="stable")
-    top = ranked.iloc[0]
-    out: dict[str, Any] = {"model": str(top["model"]), "method": str(top["method"]),
-                           "metric": cfg.metric, "score": float(top["value"]), "evaluated": True}  # fmt: skip
-    if len(ranked) > 1:
-        second = ranked.iloc[1]
-        margin = float(second["_obj"] - top["_obj"])
-        out["runner_up"] = {"model": str(second["model"]), "method": str(second["method"]),
-                            "score": float(second["value"]), "margin": margin}  # fmt: skip
-        ties = ranked[(ranked["_obj"] - top["_obj"]) < TIE]
-        if len(ties) > 1:
-            names = [f"{r.model}/{r.method}" for r in ties.itertuples()]
-            out["tied_with"] = names[1:]
-            echo(
-                f"notice: {len(ties)} pipelines tie on {cfg.metric} to three decimals "
-                f"({', '.join(names[:6])}{' ...' if len(names) > 6 else ''}); {names[0]} has "
-                f"the lowest unrounded score (runner-up margin {out['runner_up']['margin']:.2g})."
-            )
     return out
 
 

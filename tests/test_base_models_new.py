@@ -338,3 +338,38 @@ def test_conformal_cv_fitted_values_are_the_backtest_forecasts() -> None:
     assert np.isnan(fitted[:14]).all()
     np.testing.assert_allclose(fitted[14:17], y[13])  # origin after 14 obs: naive = y[13]
     np.testing.assert_allclose(fitted[17:], y[16])
+
+
+def test_selected_prefer_keeps_the_preferred_within_one_standard_error() -> None:
+    rng = np.random.default_rng(5)  # noisy random walks: no candidate is clearly best
+    ds = pd.date_range("2010-01-01", periods=28, freq="QS")
+    df = pd.concat(
+        pd.DataFrame({"unique_id": f"w{i}", "ds": ds,
+                      "y": 10 + 0.3 * rng.normal(0, 1, 28).cumsum() + rng.normal(0, 1, 28)})
+        for i in range(6)
+    )  # fmt: skip
+    p = _panel(df)
+    cands = {"naive": Naive(), "snaive": SeasonalNaive(4), "mean": Mean()}
+    sel = Selected(cands, n_windows=3, step=2, season_length=4, prefer="naive")
+    sel.fit_predict(p, 4, (), EX)
+    fcs = {
+        "naive": lambda t, h: np.repeat(t[-1], h),
+        "snaive": lambda t, h: t[-4:][:h],
+        "mean": lambda t, h: np.repeat(t.mean(), h),
+    }
+    kept = switched = 0
+    for i in range(p.n_series):
+        y = p.series(i)[1]
+        per = {k: np.array([_mase_by_hand(y, f, 4, [o], 4) for o in (20, 22, 24)])
+               for k, f in fcs.items()}  # fmt: skip
+        best = min(per, key=lambda k: per[k].mean())
+        diff = per["naive"] - per[best]
+        keep = diff.mean() <= diff.std(ddof=1) / np.sqrt(3)
+        row = sel.choices_.iloc[i]
+        assert row["best"] == best
+        assert row["model"] == ("naive" if keep else best)
+        kept += bool(keep and best != "naive")
+        switched += row["model"] != "naive"
+    assert kept >= 1 and switched >= 1  # both branches of the rule are exercised
+    with pytest.raises(DataError, match="prefer='ets' is not a candidate"):
+        Selected(cands, prefer="ets")

@@ -86,3 +86,69 @@ def test_skill_table_against_reference() -> None:
     assert set(sk["metric"]) == {"mase_skill"}
     with pytest.raises(DataError, match="reference"):
         skill_table(table, "mase", reference=("snaive", "base"))
+
+
+# ------------------------------------------------------------------ the job's robust choice
+def _by_window(scores: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
+    """``by_window`` rows (level 'all', metric mase) from per-window scores per pipeline."""
+    cut = pd.date_range("2020-01-01", periods=len(next(iter(scores.values()))), freq="QS")
+    rows = [("all", c, m, k, "mase", v) for (m, k), vals in scores.items()
+            for c, v in zip(cut, vals)]  # fmt: skip
+    rows.append(("total", cut[0], "ets", "bu", "mase", 0.0))  # other levels are ignored
+    return pd.DataFrame(rows, columns=["level", "cutoff", "model", "method", "metric", "value"])
+
+
+def test_choose_pipeline_one_window_takes_the_lowest_and_honours_eligibility() -> None:
+    from htsforecast.selection import choose_pipeline
+
+    bw = _by_window({("ets", "erm"): [0.5], ("ets", "ols"): [0.9], ("ets", "base"): [0.4],
+                     ("ets", "bu"): [0.9002]})  # fmt: skip
+    out = choose_pipeline(bw, "mase")
+    assert (out["model"], out["method"], out["score"]) == ("ets", "erm", 0.5)
+    assert out["windows"] == 1 and out["rule"] == "lowest mean score"
+    out = choose_pipeline(bw, "mase", eligible=lambda model, method: method != "erm")
+    assert (out["method"], out["runner_up"]["method"]) == ("ols", "bu")
+    assert out["runner_up"]["margin"] == pytest.approx(0.0002)
+    assert out["tied_with"] == ["ets/bu"]  # closer than 5e-4
+    assert "ets/erm" in out["excluded"]
+    assert choose_pipeline(bw, "mase", allow_incoherent=True)["method"] == "base"
+
+
+def test_choose_pipeline_one_standard_error_rule_by_hand() -> None:
+    from htsforecast.selection import choose_pipeline
+
+    # ols: mean 1.0. mint_shrink: excess over ols (0.1, -0.1, 0.1), mean 0.0333, sd 0.1155,
+    # se 0.0667 >= 0.0333: within one SE, and mint_shrink is preferred.
+    close = {("ets", "ols"): [1.0, 1.2, 0.8], ("ets", "mint_shrink"): [1.1, 1.1, 0.9]}
+    out = choose_pipeline(_by_window(close), "mase")
+    assert out["method"] == "mint_shrink" and out["rule"].startswith("one-standard-error")
+    assert out["score"] == pytest.approx(3.1 / 3)
+    assert out["runner_up"]["method"] == "ols" and out["runner_up"]["margin"] < 0
+    # a constant excess of 0.05 has se 0: mint_shrink is consistently worse, ols stays
+    far = {("ets", "ols"): [1.0, 1.2, 0.8], ("ets", "mint_shrink"): [1.05, 1.25, 0.85]}
+    out = choose_pipeline(_by_window(far), "mase")
+    assert out["method"] == "ols" and out["rule"] == "lowest mean score (no close rival)"
+    # close rivals outside the preference list never displace the best
+    other = {("ets", "td_fp"): [1.0, 1.2, 0.8], ("ets", "erm"): [1.1, 1.1, 0.9]}
+    assert choose_pipeline(_by_window(other), "mase")["method"] == "td_fp"
+
+
+def test_choose_pipeline_needs_a_finite_score_in_every_window() -> None:
+    from htsforecast.selection import choose_pipeline
+
+    bw = _by_window({("ets", "erm"): [0.1, np.inf], ("ets", "bu"): [1.0, 1.1]})
+    out = choose_pipeline(bw, "mase")
+    assert out["method"] == "bu" and "ets/erm" in out["excluded"]
+    with pytest.raises(DataError, match="finite 'mase' score in every window.*rmse"):
+        choose_pipeline(_by_window({("ets", "bu"): [np.nan, 1.0]}), "mase")
+
+
+def test_default_cv_plan_and_erm_eligibility() -> None:
+    from htsforecast.selection import default_cv_plan, erm_eligible
+
+    # prison (40 quarters, h = 8): yearly origins, training on 24, 28, 32 >= 20 quarters
+    assert default_cv_plan(40, 8, 4, 3_240) == (3, 4)
+    assert default_cv_plan(28, 8, 4, 2_492) == (2, 4)  # TourismSmall: trains on 16 and 20
+    assert default_cv_plan(240, 12, 12, 328_080) == (1, 12)  # large data: one window
+    assert default_cv_plan(14, 3, 12, 10) == (0, 3)  # too short: no evaluation
+    assert erm_eligible(8, 8) and not erm_eligible(8, 81)

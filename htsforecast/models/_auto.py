@@ -35,12 +35,17 @@ def auto_model(season_length: int, n_obs: int | None = None) -> Selected:
     ``lgbm_median``. The LightGBM candidates are left out when ``mlforecast`` / ``lightgbm`` are
     not installed.
 
-    The choice minimises MASE over 2 rolling origins of ``h`` steps at the end of the data
-    given (training data only). Members are shared, so each model is fitted once per origin.
+    The choice is by MASE over 3 rolling origins of ``h`` steps at the end of the data given
+    (training data only), one season apart (``h`` apart when ``m = 1``). A node keeps ``combo``
+    unless another candidate beats it by more than one standard error over those windows
+    (``Selected(prefer="combo")``): per-node selection from a few windows is noisy, and the
+    equal-weight combination is the robust default. Members are shared, so each model is
+    fitted once per origin, and fits of identical data are reused across calls.
 
     **Light set** (``n_obs`` > :data:`LIGHT_OBS`, e.g. the radon panel with 1,367 nodes x 240
     months): no AutoARIMA (the slowest model; ``combo`` = ``ets`` + ``theta``), ETS restricted
-    to additive seasonality without damping (``"ZZA"``), one origin instead of two.
+    to additive seasonality without damping (``"ZZA"``), one origin instead of three (so no
+    preference rule: the best score wins).
     """
     from statsforecast.models import AutoARIMA, AutoETS, DynamicOptimizedTheta
 
@@ -68,9 +73,11 @@ def auto_model(season_length: int, n_obs: int | None = None) -> Selected:
     return Selected(
         regular,  # type: ignore[arg-type]  # values are Forecasters
         metric="mase",
-        n_windows=1 if light else 2,
+        n_windows=1 if light else 3,
+        step=m if m > 1 else None,
         season_length=m,
         intermittent=intermittent,
+        prefer="combo",
     )
 
 

@@ -26,7 +26,15 @@ from htsforecast.models._execution import Executor
 from htsforecast.models._fallback import _attempt
 from htsforecast.models._protocol import Forecaster, ModelOutput, Panel
 
-__all__ = ["Window", "cut_windows", "fit_output", "backtest_errors", "score_errors", "METRICS"]
+__all__ = [
+    "Window",
+    "cut_windows",
+    "fit_output",
+    "backtest_errors",
+    "score_errors",
+    "within_one_se",
+    "METRICS",
+]
 
 #: Metrics a selection or a weighting can minimise (per node, mean over windows).
 METRICS = ("mase", "rmsse", "mae", "rmse", "mse")
@@ -149,7 +157,12 @@ def window_scales(panel: Panel, windows: list[Window], m: int, power: int) -> np
 
 
 def score_errors(
-    errors: np.ndarray, metric: str, panel: Panel, windows: list[Window], m: int
+    errors: np.ndarray,
+    metric: str,
+    panel: Panel,
+    windows: list[Window],
+    m: int,
+    per_window: bool = False,
 ) -> np.ndarray:
     """Per-series score: ``metric`` per window, averaged over the windows with a value.
 
@@ -159,10 +172,12 @@ def score_errors(
     metric : {"mase", "rmsse", "mae", "rmse", "mse"}
     m : int
         Season length of the MASE / RMSSE scale.
+    per_window : bool
+        Return the score of every window instead of their mean.
 
     Returns
     -------
-    ndarray, shape (n_series,)
+    ndarray, shape (n_series,), or (n_series, n_windows) with ``per_window``
         NaN where no window has an error.
     """
     if metric not in METRICS:
@@ -179,4 +194,26 @@ def score_errors(
             per = np.sqrt(per / window_scales(panel, windows, m, 2))
         elif metric == "rmse":
             per = np.sqrt(per)
-        return np.nanmean(per, axis=1)
+        return per if per_window else np.nanmean(per, axis=1)
+
+
+def within_one_se(diff: np.ndarray) -> np.ndarray:
+    """The one-standard-error rule on per-window score differences ``candidate - best``.
+
+    Parameters
+    ----------
+    diff : ndarray, shape (n, n_windows)
+        NaN where a window has no score for both.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+        True where at least two windows have a difference and its mean is at most its standard
+        error ``sd / sqrt(k)`` (Hastie, Tibshirani & Friedman 2009, §7.10).
+    """
+    ok = np.isfinite(diff)
+    n = ok.sum(axis=1)
+    d = np.where(ok, diff, 0.0)
+    mean = d.sum(axis=1) / np.maximum(n, 1)
+    var = (np.where(ok, diff - mean[:, None], 0.0) ** 2).sum(axis=1) / np.maximum(n - 1, 1)
+    return (n >= 2) & (mean <= np.sqrt(var / np.maximum(n, 1)))

@@ -23,6 +23,7 @@ from htsforecast.models._backtest import (
     cut_windows,
     fit_output,
     score_errors,
+    within_one_se,
 )
 from htsforecast.models._combination import Combination
 from htsforecast.models._execution import Executor
@@ -54,7 +55,7 @@ class _FitCache:
     ``max_entries``.
     """
 
-    max_entries = 48
+    max_entries = 96
 
     def __init__(self) -> None:
         self._store: dict[tuple, tuple[Any, tuple[np.ndarray, ModelOutput]]] = {}
@@ -101,6 +102,14 @@ class Selected:
         ``candidates`` (e.g. Croston, ADIDA, IMAPA, TSB).
     adi : float
         Intermittency threshold (default 1.32, Syntetos, Boylan & Croston 2005).
+    prefer : str, optional
+        A candidate (of either group) that a node keeps unless another beats it clearly: with
+        two or more windows, the best-scoring candidate replaces ``prefer`` only when its mean
+        advantage over the windows exceeds one standard error of the per-window differences
+        (the one-standard-error rule; Hastie, Tibshirani & Friedman 2009, §7.10). Per-node
+        selection from a few windows is noisy (Fildes & Petropoulos 2015; Kourentzes et al.
+        2019), so a robust default such as an equal-weight combination is the natural
+        ``prefer``. ``choices_`` then has a ``best`` column with the raw winner.
 
     Notes
     -----
@@ -122,6 +131,7 @@ class Selected:
     season_length: int = 1
     intermittent: Mapping[str, Forecaster] | None = None
     adi: float = ADI_THRESHOLD
+    prefer: str | None = None
     choices_: pd.DataFrame | None = field(default=None, init=False, repr=False)
     _cache: _FitCache = field(default_factory=_FitCache, init=False, repr=False)
 
@@ -141,6 +151,11 @@ class Selected:
             raise DataError(f"Selected by={self.by!r} is not supported; use by='cv'.")
         if self.metric not in METRICS:
             raise DataError(f"unknown Selected metric {self.metric!r}; choose from {METRICS}.")
+        known = {*self.candidates, *(self.intermittent or {})}
+        if self.prefer is not None and self.prefer not in known:
+            raise DataError(
+                f"Selected prefer={self.prefer!r} is not a candidate; choose from {sorted(known)}."
+            )
         if not self.adi >= 1:
             raise DataError(
                 f"Selected adi must be >= 1 (1 = every node with a zero), got {self.adi}."
@@ -208,18 +223,36 @@ class Selected:
         """Index of the chosen candidate per series of ``sub`` and the score table."""
         windows = cut_windows(sub, h, self.n_windows, self.step)
         errors = backtest_errors(sub, cands, windows, h, executor, cache.fit, level)
-        scores = np.column_stack(
-            [score_errors(e, self.metric, sub, windows, self.season_length)
-             for e in errors.values()]
-        )  # fmt: skip
+        per_window = np.stack(
+            [score_errors(e, self.metric, sub, windows, self.season_length, per_window=True)
+             for e in errors.values()], axis=-1,
+        )  # fmt: skip  # (n_series, n_windows, n_candidates)
+        with np.errstate(invalid="ignore"):
+            scores = np.nanmean(np.where(np.isfinite(per_window), per_window, np.nan), axis=1)
         counts = np.column_stack([np.isfinite(e).all(axis=2).sum(axis=1) for e in errors.values()])
         eligible = np.isfinite(scores) & (counts == counts.max(axis=1, keepdims=True))
         masked = np.where(eligible, scores, np.inf)
-        choice = np.where(eligible.any(axis=1), np.argmin(masked, axis=1), 0)
+        best = np.where(eligible.any(axis=1), np.argmin(masked, axis=1), 0)
+        choice = self._keep_preferred(best, per_window, eligible, list(cands))
+        names = np.asarray(list(cands), dtype=object)
         table = pd.DataFrame(scores, columns=[f"score[{n}]" for n in cands])
-        table.insert(0, "model", np.asarray(list(cands), dtype=object)[choice])
+        if self.prefer is not None:
+            table.insert(0, "best", names[best])
+        table.insert(0, "model", names[choice])
         table.insert(0, "unique_id", sub.ids.astype(str))
         return choice, table
+
+    def _keep_preferred(
+        self, best: np.ndarray, per_window: np.ndarray, eligible: np.ndarray, names: list[str]
+    ) -> np.ndarray:
+        """``best``, except that nodes keep ``prefer`` where it is eligible and within one
+        standard error of the best (see the class docstring)."""
+        if self.prefer is None or self.prefer not in names:
+            return best
+        k = names.index(self.prefer)
+        rows = np.arange(per_window.shape[0])
+        keep = eligible[:, k] & within_one_se(per_window[:, :, k] - per_window[rows, :, best])
+        return np.where(keep, k, best)
 
 
 def _rows(out: ModelOutput, pick: np.ndarray, panel: Panel) -> ModelOutput:
@@ -234,6 +267,7 @@ def _rows(out: ModelOutput, pick: np.ndarray, panel: Panel) -> ModelOutput:
 
 def _order(tables: list[pd.DataFrame], panel: Panel) -> pd.DataFrame:
     out = pd.concat(tables, ignore_index=True)
-    cols = ["unique_id", "group", "model", *(c for c in out.columns if c.startswith("score["))]
+    lead = ["unique_id", "group", "model", *(["best"] if "best" in out.columns else [])]
+    cols = [*lead, *(c for c in out.columns if c.startswith("score["))]
     pos = pd.Index(out["unique_id"]).get_indexer(panel.ids.astype(str))
     return out.iloc[pos][cols].reset_index(drop=True)
