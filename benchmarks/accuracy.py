@@ -73,10 +73,7 @@ def _wide(frame: pd.DataFrame, col: str, ids: list[str]) -> pd.DataFrame:
 
 def _score(res, Y: pd.DataFrame, hier: Hierarchy, cutoff: pd.Timestamp, m: int) -> dict:
     """Test-period scores of the chosen pipeline: rmse, mase, coverage, Gaussian CRPS."""
-    sel = res.selection
-    fc = res.forecasts[
-        (res.forecasts["model"] == sel.model) & (res.forecasts["method"] == sel.method)
-    ]
+    fc = _chosen(res)
     ids = hier.node_ids
     train = _wide(Y[Y["ds"] <= cutoff], "y", ids).to_numpy()
     test = _wide(Y[Y["ds"] > cutoff], "y", ids)
@@ -101,6 +98,13 @@ def _score(res, Y: pd.DataFrame, hier: Hierarchy, cutoff: pd.Timestamp, m: int) 
     return out
 
 
+def _chosen(res) -> pd.DataFrame:
+    """The chosen pipeline's forecasts (``res.selection`` is the job's selection record)."""
+    sel = res.selection
+    fc = res.forecasts
+    return fc[(fc["model"] == sel["model"]) & (fc["method"] == sel["method"])]
+
+
 def _snaive_crps(Y: pd.DataFrame, hier: Hierarchy, cutoff: pd.Timestamp, m: int) -> np.ndarray:
     train = Y[Y["ds"] <= cutoff].sort_values(["unique_id", "ds"])
     panel = Panel.from_long(train.reset_index(drop=True), "QS")
@@ -113,8 +117,12 @@ def _snaive_crps(Y: pd.DataFrame, hier: Hierarchy, cutoff: pd.Timestamp, m: int)
 
 def _report(name: str, res, secs: float, scores: dict, extra: str = "") -> None:
     sel = res.selection
-    print(f"\n== {name}: chosen model={sel.model!r} method={sel.method!r} "
-          f"(CV mase {sel.scores['all']:.3f}); job time {secs:.0f} s{extra} ==")  # fmt: skip
+    print(f"\n== {name}: chosen model={sel['model']!r} method={sel['method']!r} "
+          f"(CV mase {sel['score']:.3f} over {sel.get('windows')} window(s); rule: {sel.get('rule')})"
+          f"; job time {secs:.0f} s, load {os.getloadavg()[0]:.1f}{extra} ==")  # fmt: skip
+    for key in ("runner_up", "excluded"):
+        if key in sel:
+            print(f"  {key}: {sel[key]}")
     for metric, (goal, book) in GOALS.get(name, {}).items():
         ours = scores[metric]
         better = metric == "crps_skill"
@@ -168,7 +176,7 @@ def tourism_small(n_jobs: int) -> None:
     train = _wide(Y[Y["ds"] <= cutoff], "y", ids).to_numpy()
     test = _wide(Y[Y["ds"] > cutoff], "y", ids)
     naive = np.repeat(train[:, -1:], test.shape[1], axis=1)  # last value, every step
-    fc = res.forecasts.query("model == @res.selection.model and method == @res.selection.method")
+    fc = _chosen(res)
     yhat = _wide(fc, "yhat", ids)[test.columns].to_numpy()
     y = test.to_numpy()
     sc["rmsse_naive"] = float(np.mean(metrics.rmse(y, yhat) / metrics.rmse(y, naive)))
@@ -184,7 +192,7 @@ def radon(n_jobs: int) -> None:
                         plots=False)  # fmt: skip
         res = run(cfg, progress=False, echo=lambda s: None)
     secs = time.perf_counter() - t0
-    score = res.selection.scores["all"]
+    score = res.selection["score"]
     _report("radon", res, secs, {})
     print(f"  all-series MASE (job holdout) {score:.3f}   goal < 1.0   "
           f"{'MET' if score < 1 else 'missed'}")  # fmt: skip
