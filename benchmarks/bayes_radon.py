@@ -13,8 +13,8 @@ joint mode of the hyperparameters' restricted likelihood, i.e. of their posterio
 priors with the fixed effects integrated out. ``--quadrature`` computes that posterior for the
 varying-slope model without MCMC: the restricted likelihood of ``(sd_a, sd_b, corr, sigma)``
 in closed form (per county 2 x 2 Woodbury algebra) on a grid, marginalised numerically, under flat
-priors and under the PyMC model's priors; its joint mode reproduces REML, its marginal means
-check the sampler.
+priors and under the PyMC model's priors (``htsforecast._pooling_quadrature``); its joint mode
+reproduces REML, its marginal means check the sampler.
 
 The centred varying-slope model is slow (tree depth saturates in the funnel; a 2000-draw x 4-chain
 run did not finish in 77 minutes on a loaded machine), so the centred runs have their own, smaller
@@ -122,7 +122,7 @@ def main() -> None:
             print(pd.DataFrame([row]).round(3).to_string(index=False), flush=True)
             print("posterior mean / median / mode:\n" + point_summaries(res).round(3).to_string())
         if model == "vs" and args.quadrature:
-            from _radon_quadrature import report
+            from htsforecast._pooling_quadrature import report
 
             print(report(mn), flush=True)
     table = pd.DataFrame(rows)

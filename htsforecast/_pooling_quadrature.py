@@ -1,6 +1,7 @@
-"""Posterior of the varying-slope radon model's hyperparameters by quadrature (no MCMC).
+"""Posterior of a varying-slope model's hyperparameters by quadrature (no MCMC): the reference
+that ``pooling.fit(..., varying_slopes=True, engine="pymc")`` is checked against.
 
-Model (Gelman & Hill ch. 13, ``lmer(y ~ x + (1 + x | county))``): ``y = X b + Z_j u_j + e`` with
+Model (Gelman & Hill ch. 13, ``lmer(y ~ x + (1 + x | county))``, one binary or numeric ``x``): ``y = X b + Z_j u_j + e`` with
 ``u_j ~ N(0, G)``, ``G = [[sa^2, r sa sb], [r sa sb, sb^2]]``, ``e ~ N(0, s^2)``, ``X = Z = [1, x]``.
 Integrating the county effects ``u`` out and the fixed effects ``b`` against a flat prior leaves
 the restricted (REML) likelihood of ``theta = (sa, sb, r, s)``::
@@ -22,7 +23,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-#: Grid: sa, sb, r, s (wide enough to hold all the posterior mass of the Minnesota data)
+__all__ = ["Counties", "marginals", "reml", "restricted_loglik"]
+
+#: Grid: sa, sb, r, s (wide enough to hold all the posterior mass of the Minnesota radon data)
 GRID = {
     "group_sd": np.linspace(0.05, 0.80, 31),
     "slope_sd": np.linspace(0.0025, 1.2, 96),
@@ -31,13 +34,13 @@ GRID = {
 }
 
 
-class _Counties:
-    """County sums of the Minnesota data: ``Z'Z`` (J, 2, 2), ``Z'y`` (J, 2), ``y'y``, n."""
+class Counties:
+    """Group sums of ``y`` (n,), ``x`` (n,) and group labels ``g`` (n,): ``Z'Z`` (J, 2, 2),
+    ``Z'y`` (J, 2), ``y'y``, n, J, and the sds of ``y`` and ``x`` (the priors' scales)."""
 
-    def __init__(self, mn: pd.DataFrame) -> None:
-        y = mn["log_radon"].to_numpy(float)
-        x = mn["floor"].to_numpy(float)
-        g = np.unique(mn["county"].to_numpy(), return_inverse=True)[1]
+    def __init__(self, y: np.ndarray, x: np.ndarray, g: np.ndarray) -> None:
+        y, x = np.asarray(y, float), np.asarray(x, float)
+        g = np.unique(np.asarray(g), return_inverse=True)[1]
         n, sx, sxx = (np.bincount(g, w) for w in (None, x, x * x))
         self.zz = np.stack([np.stack([n, sx], -1), np.stack([sx, sxx], -1)], -2)
         self.zy = np.stack([np.bincount(g, y), np.bincount(g, x * y)], -1)
@@ -53,7 +56,7 @@ def _inv2(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return adj / det[..., None, None], det
 
 
-def restricted_loglik(c: _Counties, sa, sb, r, s) -> np.ndarray:
+def restricted_loglik(c: Counties, sa, sb, r, s) -> np.ndarray:
     """``log L_R`` (up to a constant) at parameter arrays of one shape (broadcast)."""
     sa, sb, r, s = np.broadcast_arrays(*(np.asarray(v, float) for v in (sa, sb, r, s)))
     shape = sa.shape
@@ -73,19 +76,23 @@ def restricted_loglik(c: _Counties, sa, sb, r, s) -> np.ndarray:
     return (-0.5 * (logdet_v + np.log(det_xvx) + quad)).reshape(shape)
 
 
-def reml(c: _Counties) -> dict[str, float]:
-    """Joint maximiser of ``L_R`` (sds on the log scale, correlation through tanh)."""
+def reml(c: Counties) -> dict[str, float]:
+    """Joint maximiser of ``L_R``: ``group_sd, slope_sd, corr, residual_sd`` (optimised with
+    the sds on the log scale and the correlation through tanh)."""
+
+    def params(t: np.ndarray) -> tuple[float, float, float, float]:
+        return float(np.exp(t[0])), float(np.exp(t[1])), float(np.tanh(t[2])), float(np.exp(t[3]))
 
     def nll(t: np.ndarray) -> float:
-        return -float(restricted_loglik(c, *np.exp(t[:2]), np.tanh(t[2]), np.exp(t[3])))
+        return -float(restricted_loglik(c, *params(t)))
 
     t = optimize.minimize(nll, np.log([0.3, 0.3, 1.0, 0.75]) - [0, 0, 0.3, 0],
                           method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-10,
                                                          "maxiter": 5000}).x  # fmt: skip
-    return dict(zip(GRID, (*np.exp(t[:2]), np.tanh(t[2]), np.exp(t[3]))))
+    return dict(zip(GRID, params(t)))
 
 
-def log_prior(c: _Counties, sa, sb, s) -> np.ndarray:
+def log_prior(c: Counties, sa, sb, s) -> np.ndarray:
     """The PyMC model's priors on the sds (the LKJ(1) correlation prior is flat)."""
     return (
         stats.halfnorm.logpdf(sa, scale=2 * c.s_y)
@@ -94,7 +101,7 @@ def log_prior(c: _Counties, sa, sb, s) -> np.ndarray:
     )
 
 
-def marginals(c: _Counties, grid: dict[str, np.ndarray] = GRID) -> pd.DataFrame:
+def marginals(c: Counties, grid: dict[str, np.ndarray] = GRID) -> pd.DataFrame:
     """Mean, median and mode of each hyperparameter's marginal posterior on the grid, under
     flat priors and under the PyMC priors (rows ``prior, parameter``)."""
     axes = list(grid.values())
@@ -116,8 +123,9 @@ def marginals(c: _Counties, grid: dict[str, np.ndarray] = GRID) -> pd.DataFrame:
 
 
 def report(mn: pd.DataFrame) -> str:
-    """Printable REML check and marginal posteriors of the varying-slope hyperparameters."""
-    c = _Counties(mn)
+    """Printable REML check and marginal posteriors of Gelman & Hill's varying-slope model on
+    the Minnesota radon data (``log_radon ~ floor``, ``county``)."""
+    c = Counties(mn["log_radon"], mn["floor"], mn["county"])
     est = {k: round(v, 4) for k, v in reml(c).items()}
     tab = marginals(c)
     sizes = " x ".join(str(len(v)) for v in GRID.values())
