@@ -131,7 +131,7 @@ def _wide(frame, col: str, node_ids: list[str]) -> np.ndarray:
 def _ours(job: dict, syn) -> dict:
     import importlib
 
-    from htsforecast.reconciliation._api import _problem
+    from htsforecast.reconciliation._arrays import problem_of as _problem
     from htsforecast.reconciliation._methods import Problem
 
     # (``import htsforecast.reconciliation as R`` would give the function: the package re-exports it)
@@ -228,7 +228,7 @@ def _run_job(job: dict, workdir: Path, timeout: float) -> dict:
 
 
 def _reference(syn, key: str) -> tuple[np.ndarray | None, str]:
-    from htsforecast.reconciliation._api import _problem
+    from htsforecast.reconciliation._arrays import problem_of as _problem
 
     hier = syn.hier
     if key == "bottom_up":

@@ -13,12 +13,14 @@ from htsforecast import Hierarchy, ReconciliationError
 from htsforecast.reconciliation import BottomUp, MiddleOut, MinTrace, TopDown
 from htsforecast.reconciliation import _covariance as cov
 from htsforecast.reconciliation._arrays import problem_of as _problem
-from htsforecast.reconciliation._kernel import LowRankW
+from htsforecast.reconciliation._border import BorderFactor
+from htsforecast.reconciliation._border import border_split as _border_split
+from htsforecast.reconciliation._kernel import ConstraintSolver, LowRankW, mint_bottom
 from htsforecast.reconciliation._methods import Fitted, Problem
 from htsforecast.reconciliation._variance import (
     MinTraceVariance,
-    _border_split,
     corr_scaled,
+    linear_basis,
     mint_variance,
     proportional_groups,
 )
@@ -244,3 +246,128 @@ def test_sparse_projection_input() -> None:
     P = sp.csr_matrix(np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
     fit = Fitted.from_projection(P, S=S, nonnegative=True)
     assert fit.bottom(np.array([[1.0], [2.0], [-1.0]]))[:, 0].tolist() == [2.0, 0.0]
+
+
+# ------------------------------------------------------------------ border split point solver
+def dense_gls(S: np.ndarray, W: np.ndarray, yhat: np.ndarray) -> np.ndarray:
+    """``S (S' W⁻¹ S)⁻¹ S' W⁻¹ ŷ``: the primal GLS form, not the constraint form."""
+    Winv_S = np.linalg.solve(W, S)
+    return S @ np.linalg.solve(S.T @ Winv_S, Winv_S.T @ yhat)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 100_000),
+    formula=st.sampled_from(FORMULAS),
+    max_block=st.sampled_from([1, 2, 64]),
+)
+def test_border_factor_solves_k0(seed: int, formula: str, max_block: int) -> None:
+    """``K0⁻¹ r`` through the border split (every border size) equals a dense solve."""
+    rng = np.random.default_rng(seed)
+    S = random_hierarchy(rng, formula).S
+    n, m = S.shape
+    A = S[: n - m]
+    d = rng.uniform(0.2, 3.0, n)
+    factor = BorderFactor(A, d[: n - m], d[n - m :], max_block)
+    K0 = np.diag(d[: n - m]) + A.toarray() @ np.diag(d[n - m :]) @ A.toarray().T
+    r = rng.normal(size=(n - m, 3))
+    np.testing.assert_allclose(factor.solve(r), np.linalg.solve(K0, r), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(factor.matvec(r), K0 @ r, rtol=1e-12)
+    assert np.bincount(factor.labels[factor.labels >= 0]).max(initial=0) <= max_block
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 100_000), formula=st.sampled_from(FORMULAS), rank=st.sampled_from([0, 5])
+)
+def test_point_solvers_agree_with_dense_gls(seed: int, formula: str, rank: int) -> None:
+    """Border split, SuperLU and dense Cholesky of ``K0`` give the primal GLS points."""
+    rng = np.random.default_rng(seed)
+    S = random_hierarchy(rng, formula).S
+    n = S.shape[0]
+    W = LowRankW(rng.uniform(0.2, 3.0, n), rng.normal(size=(n, rank)) if rank else None)
+    yhat = rng.normal(10.0, 3.0, size=(n, 4))
+    ref = dense_gls(S.toarray(), dense(W), yhat)
+    for k0 in ("border", "splu", "dense"):
+        got = S @ mint_bottom(ConstraintSolver(S, W, k0=k0), yhat)
+        np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-9 * np.abs(ref).max())
+
+
+def test_auto_uses_border_split_above_dense_limit() -> None:
+    """A grouped hierarchy with 1,730 aggregates: the default solver takes the border split,
+    its points equal SuperLU's, and its factor serves the interval variances."""
+    a = np.repeat(np.arange(4), 50)
+    c = np.repeat(np.arange(5), 20)
+    df = pd.DataFrame(
+        [
+            (f"a{i}", f"a{i}b{j}", f"c{k}", f"c{k}d{q}")
+            for j, i in enumerate(a)
+            for q, k in enumerate(c)
+        ],
+        columns=["a", "b", "c", "d"],
+    )
+    df["ds"], df["y"] = pd.Timestamp("2020-01-01"), 1.0
+    hier = Hierarchy.from_formula("(a / b) * (c / d)")
+    hier.aggregate(df, freq="D")
+    S = hier.S
+    n, m = S.shape
+    assert n - m == 1730
+    rng = np.random.default_rng(8)
+    W = LowRankW(rng.uniform(0.5, 2.0, n), 0.3 * rng.normal(size=(n, 6)))
+    solver = ConstraintSolver(S, W)
+    assert solver.factor is not None and len(solver.factor.border) > 0
+    yhat = rng.normal(size=(n, 2))
+    np.testing.assert_allclose(
+        mint_bottom(solver, yhat),
+        mint_bottom(ConstraintSolver(S, W, k0="splu"), yhat),
+        rtol=1e-9,
+        atol=1e-10,
+    )
+    sigma2 = rng.uniform(0.5, 2.0, size=(n, 2))
+    np.testing.assert_allclose(
+        mint_variance(S, W, sigma2, factor=solver.factor), mint_variance(S, W, sigma2), rtol=1e-10
+    )
+
+
+# ------------------------------------------------------------------ non-proportional horizons
+def test_linear_basis_reproduces_every_column_entrywise() -> None:
+    rng = np.random.default_rng(9)
+    a, b = rng.uniform(0.5, 2.0, 50), rng.uniform(0.1, 1.0, 50)
+    affine = np.column_stack([a + h * b for h in range(12)])
+    affine[3] = 0.0  # a node with zero variance
+    basis, coef = linear_basis(affine)
+    assert len(basis) == 2
+    np.testing.assert_allclose(affine[:, basis] @ coef, affine, rtol=1e-12, atol=1e-300)
+    random = rng.uniform(0.5, 2.0, size=(50, 5))
+    assert len(linear_basis(random)[0]) == 5
+    almost = np.column_stack([a, 2 * a, a + b, 3 * a + b])
+    almost[7, 3] *= 1 + 1e-9  # one entry off: that column cannot be a combination
+    assert len(linear_basis(almost)[0]) == 3
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 100_000),
+    formula=st.sampled_from(FORMULAS),
+    rank=st.sampled_from([0, 3, 12]),
+    max_block=st.sampled_from([1, 2, 64]),
+)
+def test_non_proportional_horizons_equal_dense(
+    seed: int, formula: str, rank: int, max_block: int
+) -> None:
+    """ETS-like (affine in h, shared diagonal work), random and proportional horizons in one
+    call, through a reused border factor: each horizon equals the dense ``S P W_h P' S'``."""
+    rng = np.random.default_rng(seed)
+    S = random_hierarchy(rng, formula).S
+    n, m = S.shape
+    W = LowRankW(rng.uniform(0.2, 3.0, n), rng.normal(size=(n, rank)) if rank else None)
+    base, growth = rng.uniform(0.2, 2.0, n), rng.uniform(0.0, 1.5, n)
+    sigma2 = np.column_stack(
+        [base * (1 + growth * h) for h in range(4)] + [rng.uniform(0.2, 2.0, n), 3.0 * base]
+    )
+    factor = BorderFactor(S[: n - m], W.d[: n - m], W.d[n - m :], max_block)
+    got = mint_variance(S, W, sigma2, factor=factor)
+    Sd, Wd = S.toarray(), dense(W)
+    for h in range(sigma2.shape[1]):
+        ref = dense_variance(Sd, Wd, dense(corr_scaled(W, np.sqrt(sigma2[:, h]))))
+        np.testing.assert_allclose(got[:, h], ref, rtol=1e-8, atol=1e-12 * ref.max())

@@ -10,14 +10,17 @@ the same algebra as fabletools and hierarchicalforecast)::
 
 so the only linear system has the size of the *aggregate* nodes, and with ``W = D + U U'``
 (diagonal plus rank-T residual part) ``C W C' = K0 + V V'`` where ``K0 = D_a + A D_b A'`` is
-sparse. ``K0`` is factorised once by sparse LU (SuperLU, minimum-degree ordering), and the
-low-rank part is handled by the Woodbury identity, so no n x n matrix is ever formed.
+sparse. ``K0`` is factorised once by a border split (:mod:`._border`: the few coarse
+aggregates as a dense Schur complement, the rest as independent small blocks; sparse LU only
+when the border would be large), and the low-rank part is handled by the Woodbury identity, so
+no n x n matrix is ever formed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import scipy.linalg as sla
@@ -25,6 +28,12 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from htsforecast.errors import ReconciliationError
+from htsforecast.reconciliation._border import BorderFactor, border_split
+
+K0Solver = Literal["auto", "dense", "border", "splu"]
+DENSE_LIMIT = 1500  # aggregates up to which K0 is factorised densely
+MAX_BORDER = 2000  # largest border (and border x aggregates <= MAX_BORDER_CELLS) for the split
+MAX_BORDER_CELLS = 5e7
 
 __all__ = ["LowRankW", "ConstraintSolver", "mint_bottom", "mint_bottom_nonnegative"]
 
@@ -67,14 +76,25 @@ class ConstraintSolver:
         Summing matrix with the bottom rows last.
     W : LowRankW
         Error covariance.
+    k0 : {"auto", "dense", "border", "splu"}
+        How the sparse part ``K0`` is factorised: dense Cholesky (up to 1,500 aggregates under
+        "auto"), the border split of :class:`BorderFactor` (above, when its border is small),
+        or SuperLU (a large border). The answers agree to rounding.
+
+    Attributes
+    ----------
+    factor : BorderFactor or None
+        The border factorisation of ``K0`` when it was used (the interval variances reuse it).
     """
 
-    def __init__(self, S: sp.spmatrix, W: LowRankW) -> None:
+    def __init__(self, S: sp.spmatrix, W: LowRankW, k0: K0Solver = "auto") -> None:
         S = sp.csr_matrix(S)
         self.n, self.m = S.shape
         self.na = self.n - self.m
         self.A = S[: self.na]
         self.W = W
+        self.k0 = k0
+        self.factor: BorderFactor | None = None
         self._solve0, self._lowrank = self._factorize()
 
     # C x  and  C' z
@@ -90,8 +110,7 @@ class ConstraintSolver:
         d, U = self.W.d, self.W.U
         da, db = d[: self.na], d[self.na :]
         if np.all(d > 0):
-            K0 = (sp.diags(da) + self.A @ sp.diags(db) @ self.A.T).tocsc()
-            solve0 = _sparse_spd_solver(K0)
+            solve0 = self._k0_solver(da, db)
             if U is None:
                 return solve0, None
             V = self.C(U)  # (n_a, r)
@@ -130,6 +149,21 @@ class ConstraintSolver:
             )
         return (lambda r: sla.cho_solve(cho, r)), None
 
+    def _k0_solver(self, da: np.ndarray, db: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """A solver for ``K0 = D_a + A D_b A'`` chosen by ``self.k0``."""
+        how = self.k0
+        if how == "auto":
+            how = "dense" if self.na <= DENSE_LIMIT else "border"
+        if how == "border":
+            split = border_split(self.A)
+            nb = len(split[0])
+            if self.k0 == "border" or (nb <= MAX_BORDER and nb * self.na <= MAX_BORDER_CELLS):
+                self.factor = BorderFactor(self.A, da, db, border=split)
+                return self.factor.solve
+            how = "splu"
+        K0 = (sp.diags(da) + self.A @ sp.diags(db) @ self.A.T).tocsc()
+        return _sparse_spd_solver(K0, dense=how == "dense")
+
     def solve(self, r: np.ndarray) -> np.ndarray:
         """``(C W C')^{-1} r`` for r of shape (n_a, k)."""
         z = self._solve0(r)
@@ -139,11 +173,12 @@ class ConstraintSolver:
         return z
 
 
-def _sparse_spd_solver(K: sp.csc_matrix) -> Callable[[np.ndarray], np.ndarray]:
-    """Factorise a sparse SPD matrix once; return a solver with one step of refinement."""
+def _sparse_spd_solver(K: sp.csc_matrix, dense: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """Factorise a sparse SPD matrix once (dense Cholesky or SuperLU); return a solver (with one
+    step of iterative refinement for SuperLU)."""
     if K.shape[0] == 0:
         return lambda r: np.zeros((0,) + r.shape[1:])
-    if K.shape[0] <= 1500:  # small: dense Cholesky is faster and exact
+    if dense:  # small: dense Cholesky is faster and exact
         Kd = K.toarray()
         cho = sla.cho_factor(Kd)
         return lambda r: sla.cho_solve(cho, r)

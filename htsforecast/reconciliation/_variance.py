@@ -5,21 +5,22 @@ per-horizon covariance ``W_h = E_h + U_h U_h'`` (diagonal + low rank), the varia
 ``diag(M W_h M')``. ``M`` is dense, so applying it to all ``n`` unit columns costs O(n²). Here
 the structure of a hierarchy is used instead:
 
-1. **Border split.** ``K0 = D_a + A D_b A'`` couples two aggregates when they share a bottom
-   series. The coarse aggregates (total, states, ...) couple with almost everything; they form a
-   small *border* ``B``. Taking the coarsest aggregates into ``B`` until the rest falls apart into
-   small connected blocks (e.g. one block per M5 item: the item and its item×state nodes) makes
-   ``K0_LL`` block diagonal, and ``K0^{-1} = Bd + R Σ^{-1} R'`` exactly, with ``Bd`` the block
-   inverse of ``K0_LL`` (zero on ``B``), ``R = [-K0_LL^{-1} K0_LB; I]`` and the Schur complement
-   ``Σ = K0_BB - K0_BL K0_LL^{-1} K0_LB`` (dense, ``|B| x |B|``).
-2. **Woodbury** for ``K = K0 + V V'`` (``V = C U``) adds rank ``r``.
-3. Together ``M = Msp - X Y'`` where ``Msp = I - D C' Bd C`` is block diagonal (each block is the
-   identity plus a rank-``|β|`` term) and ``X, Y`` are ``n x ρ`` with ``ρ = |B| + r``.
-4. ``diag(M W_h M') = diag(Msp W_h Msp') - 2 rowsum((Msp W_h Y) ∘ X) + rowsum((X G) ∘ X)``,
-   ``G = Y' W_h Y``; the first term needs ``C' Bd`` and ``C E_h C'`` only inside the blocks.
+1. **Border split** (:mod:`._border`, shared with the point solver). The coarse aggregates
+   (total, states, ...) form a small *border* ``B``; the rest of ``K0 = D_a + A D_b A'`` falls
+   apart into small blocks that share no bottoms, and ``K0⁻¹ = Bd + Φ1 Φ1'`` exactly, ``Bd`` the
+   block inverse, ``Φ1 Φ1'`` the inverse Schur complement of the border (rank ``|B|``).
+2. **Woodbury** for ``K = K0 + V V'`` (``V = C U``) adds ``- Φ2 Φ2'`` (rank ``r``).
+3. Together ``M = Msp - X Y'`` where ``Msp = I - D N``, ``N = C' Bd C`` block diagonal, and
+   ``Y = C' Φ``, ``X`` are ``n x ρ`` with ``ρ = |B| + r`` (built once per fit).
+4. Per horizon, ``W_h = E_h + U_h U_h'``:
+   ``diag(M E_h M') = (Msp∘Msp) e - 2 (Msp∘XY') e + diag(X (Y' E_h Y) X')``; the first two are
+   sparse (``N∘N`` and ``N∘XY'`` on the pattern of ``N``, precomputed) and are applied to all
+   horizons as one product; the last is one ``n x ρ`` syrk and one triangular product. The
+   low-rank part is ``|M U_h|²`` by rows, ``M U_h = Msp U_h - X (Φ' C U_h)``.
 
-Cost per horizon O(nnz + n ρ²) instead of O(n² ...); every step is an exact identity (no
-sampling, no truncation), so the result equals the dense computation to rounding.
+Cost per horizon ``O(nnz + n ρ²)`` instead of ``O(n²)``; every step is an exact identity (no
+sampling, no truncation), so the result equals the dense computation to rounding. Horizons
+whose base variances are proportional are computed once.
 
 When ``W`` has zero variances (``mint_cov``: pure low rank) ``K0`` is singular; then all
 aggregates form the border and ``K`` (dense, already required to be small and non-singular by
@@ -28,17 +29,29 @@ the point solver) is factorised as a whole.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
-from htsforecast.errors import ReconciliationError
+from htsforecast.reconciliation._border import (
+    MAX_BLOCK,
+    BorderFactor,
+    blocks_by_size,
+    cholesky,
+    dense_blocks,
+    from_blocks,
+)
 from htsforecast.reconciliation._kernel import LowRankW
 
-__all__ = ["MinTraceVariance", "proportional_groups", "corr_scaled"]
-
-MAX_BLOCK = 64  # largest leaf block: a bigger one moves its coarsest nodes to the border
+__all__ = [
+    "MinTraceVariance",
+    "proportional_groups",
+    "linear_basis",
+    "corr_scaled",
+    "mint_variance",
+]
 
 
 def corr_scaled(W: LowRankW, sigma: np.ndarray) -> LowRankW:
@@ -83,77 +96,6 @@ def proportional_groups(sigma2: np.ndarray, rtol: float = 1e-12) -> list[tuple[i
     return groups
 
 
-def _border_split(A: sp.csr_matrix, max_block: int) -> tuple[np.ndarray, np.ndarray]:
-    """Aggregates split into (border, labels): the coarsest first into the border until every
-    connected block of the rest of ``A A'`` has at most ``max_block`` nodes. ``labels`` gives the
-    block of each aggregate (-1 on the border)."""
-    na = A.shape[0]
-    graph = sp.csr_matrix((A @ A.T) != 0)
-    order = np.argsort(-np.asarray(A.sum(axis=1)).ravel(), kind="stable")
-
-    def blocks(k: int) -> np.ndarray | None:
-        labels = np.full(na, -1)
-        rest = np.sort(order[k:])
-        if len(rest) == 0:
-            return labels
-        _, lab = connected_components(graph[rest][:, rest], directed=False)
-        if np.bincount(lab).max() > max_block:
-            return None
-        labels[rest] = lab
-        return labels
-
-    lo, hi = 0, 1
-    while hi < na and blocks(hi) is None:  # geometric search, then bisection
-        lo, hi = hi, min(2 * hi, na)
-    if blocks(0) is not None:
-        hi = 0
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if blocks(mid) is not None else (mid, hi)
-    labels = blocks(hi)
-    assert labels is not None
-    return np.sort(order[:hi]), labels
-
-
-def _block_inverse(K: sp.csr_matrix, labels: np.ndarray) -> sp.csr_matrix:
-    """Inverse of the block-diagonal part of ``K`` on the nodes with ``labels >= 0``."""
-    n = K.shape[0]
-    inside = np.flatnonzero(labels >= 0)
-    if len(inside) == 0:
-        return sp.csr_matrix((n, n))
-    lab = labels[inside]
-    order = np.lexsort((inside, lab))
-    nodes, lab = inside[order], lab[order]
-    sizes = np.bincount(lab)
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    rows, cols, vals = [], [], []
-    for size in np.unique(sizes[sizes > 0]):
-        blk = np.flatnonzero(sizes == size)
-        idx = nodes[starts[blk][:, None] + np.arange(size)]  # (n_blocks, size)
-        sub = K[idx.ravel()][:, idx.ravel()].tocoo()
-        keep = (sub.row // size) == (sub.col // size)
-        dense = np.zeros((len(blk), size, size))
-        b = sub.row[keep] // size
-        dense[b, sub.row[keep] % size, sub.col[keep] % size] = sub.data[keep]
-        inv = np.linalg.inv(dense)
-        rows.append(np.repeat(idx, size, axis=1).ravel())
-        cols.append(np.tile(idx, (1, size)).ravel())
-        vals.append(inv.ravel())
-    return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-    )
-
-
-def _cholesky(K: np.ndarray, what: str) -> np.ndarray:
-    try:
-        L = sla.cholesky(K, lower=True)
-    except np.linalg.LinAlgError:
-        L = None
-    if L is None or not np.all(np.isfinite(L)):
-        raise ReconciliationError(f"{what} is not positive definite: the covariance is singular.")
-    return L
-
-
 class MinTraceVariance:
     """``M = S P = Msp - X Y'`` of a MinTrace projection, ready for ``diag(M W_h M')``.
 
@@ -165,99 +107,149 @@ class MinTraceVariance:
         The method's covariance ``D + U U'`` (defines ``P``).
     max_block : int
         Largest block of non-border aggregates.
+    factor : BorderFactor, optional
+        The point solver's border factorisation of ``K0`` for this ``W`` (reused as it is).
     """
 
-    def __init__(self, S: sp.spmatrix, W: LowRankW, max_block: int = MAX_BLOCK) -> None:
+    def __init__(
+        self,
+        S: sp.spmatrix,
+        W: LowRankW,
+        max_block: int = MAX_BLOCK,
+        factor: BorderFactor | None = None,
+    ) -> None:
         S = sp.csr_matrix(S)
         self.n, m = S.shape
         self.na = self.n - m
         self.A = S[: self.na]
         self.d = W.d
         self.Ct = sp.vstack([sp.identity(self.na, format="csr"), -self.A.T]).tocsr()
+        labels = np.full(self.n, -1)  # block of every node (aggregates and their bottoms)
         if np.all(W.d > 0):
-            self._sparse_border(W, max_block)
+            if factor is None:
+                factor = BorderFactor(self.A, W.d[: self.na], W.d[self.na :], max_block)
+            Bd = factor.Bd
+            self._sparse_border(factor, W)
+            labels[: self.na] = factor.labels
+            AL = self.A[factor.leaf].tocoo()
+            labels[self.na + AL.col] = factor.labels[factor.leaf][AL.row]
         else:
+            Bd = sp.csr_matrix((self.na, self.na))
             self._dense(W)
-        # Q = C' Bd (n x na, zero on the border columns); t1 = diag(C' Bd C)
-        self.Q = (self.Ct @ self.Bd).tocsr()
-        self.t1 = np.asarray(self.Q.multiply(self.Ct).sum(axis=1)).ravel()
+        # Msp = I - D N with N = C' Bd C (n x n, block diagonal); Q = C' Bd
+        Q = (self.Ct @ Bd).tocsr()
+        self.DQ = (sp.diags(self.d) @ Q).tocsr()  # D C' Bd: Msp = I - DQ C
+        N = (Q @ self.Ct.T).tocsr()
+        self.t1 = N.diagonal()
+        self.N2, self.Gamma = self._block_terms(N, labels)
+        self.xy = np.einsum("ij,ij->i", self.X, self.Y)
 
     def C(self, x: np.ndarray) -> np.ndarray:
         """``C @ x`` (aggregates minus the sums of their bottoms)."""
         return x[: self.na] - self.A @ x[self.na :]
 
-    def _k0(self, e: np.ndarray) -> sp.csr_matrix:
-        """``C E C' = E_a + A E_b A'`` for the diagonal ``e``."""
-        eb = e[self.na :]
-        return (sp.diags(e[: self.na]) + (self.A.multiply(eb[None, :]) @ self.A.T)).tocsr()
-
-    def _sparse_border(self, W: LowRankW, max_block: int) -> None:
-        K0 = self._k0(W.d)
-        border, labels = _border_split(self.A, max_block)
-        self.Bd = _block_inverse(K0, labels)
-        self.leaf = np.flatnonzero(labels >= 0)
-        nb = len(border)
-        R = np.zeros((self.na, nb))
-        R[border, np.arange(nb)] = 1.0
-        if nb:
-            KxB = K0[:, border]
-            R -= np.asarray((self.Bd @ KxB).todense())  # rows of the leaf part: -K_LL^{-1} K_LB
-            sigma = KxB[border].toarray() + KxB[self.leaf].T @ R[self.leaf]  # Schur complement
-            Ls = _cholesky(sigma, "the border Schur complement of C W C'")
-            Phi1 = sla.solve_triangular(Ls, R.T, lower=True).T  # R Σ^{-1/2}'
-        else:
-            Phi1 = np.zeros((self.na, 0))
-        Y = [self.Ct @ Phi1]
-        X = [self.d[:, None] * Y[0]]
+    def _sparse_border(self, factor: BorderFactor, W: LowRankW) -> None:
+        """``K⁻¹ = Bd + Φ1 Φ1' - Φ2 Φ2'`` (border Schur complement, then Woodbury)."""
+        Phi = [factor.phi()]
+        nb = Phi[0].shape[1]
         if W.U is not None:
             V = self.C(W.U)
-            Z = self.Bd @ V + Phi1 @ (Phi1.T @ V)  # K0^{-1} V
-            Lm = _cholesky(np.eye(V.shape[1]) + V.T @ Z, "the low-rank update of C W C'")
-            Phi2 = sla.solve_triangular(Lm, Z.T, lower=True).T  # Z Lm^{-T}
-            Y2 = self.Ct @ Phi2
-            X.append(sla.solve_triangular(Lm, W.U.T, lower=True).T - self.d[:, None] * Y2)
-            Y.append(Y2)
-        self.X, self.Y = np.hstack(X), np.hstack(Y)
+            Z = factor.Bd @ V + Phi[0] @ (Phi[0].T @ V)  # K0⁻¹ V
+            Lm = cholesky(np.eye(V.shape[1]) + V.T @ Z, "the low-rank update of C W C'")
+            Phi.append(sla.solve_triangular(Lm, Z.T, lower=True).T)  # Z Lm⁻ᵀ
+        self.Phi = np.hstack(Phi)
+        self.Y = self.Ct @ self.Phi
+        self.X = self.d[:, None] * self.Y
+        if W.U is not None:  # X2 = U Lm⁻ᵀ - D Y2
+            self.X[:, nb:] *= -1.0
+            self.X[:, nb:] += sla.solve_triangular(Lm, W.U.T, lower=True).T
 
     def _dense(self, W: LowRankW) -> None:
         """All aggregates on the border: ``K = C W C'`` dense (pure low-rank ``W``)."""
-        K = self._k0(W.d).toarray()
+        K = (sp.diags(W.d[: self.na]) + self.A.multiply(W.d[None, self.na :]) @ self.A.T).toarray()
         if W.U is not None:
             V = self.C(W.U)
             K += V @ V.T
-        Lk = _cholesky(K, "C W C'")
-        Phi = sla.solve_triangular(Lk, np.eye(self.na), lower=True).T  # K^{-1} = Phi Phi'
-        Y = self.Ct @ Phi
-        X = self.d[:, None] * Y
+        Lk = cholesky(K, "C W C'")
+        self.Phi = sla.solve_triangular(Lk, np.eye(self.na), lower=True).T  # K⁻¹ = Φ Φ'
+        self.Y = self.Ct @ self.Phi
+        self.X = self.d[:, None] * self.Y
         if W.U is not None:
-            X = X + W.U @ (V.T @ Phi)
-        self.Bd = sp.csr_matrix((self.na, self.na))
-        self.leaf = np.zeros(0, dtype=int)
-        self.X, self.Y = X, Y
+            self.X += W.U @ (V.T @ self.Phi)
 
-    def msp(self, Z: np.ndarray) -> np.ndarray:
-        """``Msp @ Z = Z - D C' Bd C Z``."""
-        return Z - self.d[:, None] * (self.Q @ self.C(Z))
+    def _block_terms(
+        self, N: sp.csr_matrix, labels: np.ndarray, chunk: int = 4096
+    ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """``N ∘ N`` and ``N ∘ (X Y')``, both on the blocks of ``N`` (dense products of the
+        rows of ``X`` and ``Y`` inside each block, blocks of one size stacked)."""
+        groups, squares, gammas = [], [], []
+        for idx in blocks_by_size(labels):
+            for lo in range(0, len(idx), max(1, chunk // idx.shape[1])):
+                part = idx[lo : lo + max(1, chunk // idx.shape[1])]
+                Nb = dense_blocks(N, part)
+                XY = self.X[part] @ self.Y[part].transpose(0, 2, 1)
+                groups.append(part)
+                squares.append(Nb * Nb)
+                gammas.append(Nb * XY)
+        return from_blocks(groups, squares, self.n), from_blocks(groups, gammas, self.n)
+
+    def _quad_e(self, E: np.ndarray) -> np.ndarray:
+        """``diag(X (Y' E_k Y) X')`` for every column of ``E``: linear in ``e``, so computed
+        for a basis of the columns only (:func:`linear_basis`) and combined."""
+        basis, coef = linear_basis(E)
+        Ys, q = np.empty_like(self.Y), np.zeros((self.n, len(basis)))
+        for j, k in enumerate(basis):
+            if np.any(E[:, k]):
+                np.multiply(np.sqrt(E[:, k])[:, None], self.Y, out=Ys)
+                q[:, j] = _quad_rows(self.X, _gram(Ys))
+        return q @ coef
 
     def diag(self, e: np.ndarray, Uh: np.ndarray | None) -> np.ndarray:
         """``diag(M W_h M')`` for ``W_h = diag(e) + Uh Uh'``, shape (n,)."""
-        d, X, Y = self.d, self.X, self.Y
-        out = e * (1.0 - 2.0 * d * self.t1)
-        if len(self.leaf):
-            KE = self._k0(e)
-            t2 = np.asarray((self.Q @ KE).multiply(self.Q).sum(axis=1)).ravel()
-            out += d**2 * t2
-        G = _gram(np.sqrt(e)[:, None] * Y)
-        WY = e[:, None] * Y
-        if Uh is not None:
-            UY = Uh.T @ Y
-            G += _gram(UY)
-            WY += Uh @ UY
-            MU = self.msp(Uh)
-            out += np.einsum("ij,ij->i", MU, MU)
-        out -= 2.0 * np.einsum("ij,ij->i", self.msp(WY), X)
-        out += _quad_rows(X, G)
+        return self.variances(e[:, None], [Uh])[:, 0]
+
+    def variances(self, E: np.ndarray, Uhs: Iterable[np.ndarray | None]) -> np.ndarray:
+        """``diag(M W_k M')`` for ``W_k = diag(E[:, k]) + U_k U_k'``, shape (n, k).
+
+        ``diag(M E M') = (M ∘ M) e`` is split by ``M = Msp - X Y'``: the block-sparse terms of
+        all horizons are one sparse product each; ``diag(X (Y' E Y) X')`` costs ``n ρ²`` per
+        horizon; ``|M U_k|²`` by rows needs ``M U_k = Msp U_k - X (Φ' C U_k)``.
+        """
+        d = self.d[:, None]
+        out = E * (1.0 - 2.0 * d * self.t1[:, None] - 2.0 * self.xy[:, None])
+        out += d**2 * (self.N2 @ E) + 2.0 * d * (self.Gamma @ E)
+        out += self._quad_e(E)
+        F = None
+        for k, Uh in enumerate(Uhs):
+            if Uh is not None:
+                V = self.C(Uh)
+                F = np.matmul(self.X, self.Phi.T @ V, out=F)
+                F += self.DQ @ V
+                F -= Uh  # -(M U_h) = X Φ' C U_h + D N U_h - U_h
+                out[:, k] += np.einsum("ij,ij->i", F, F)
         return out
+
+
+def linear_basis(Z: np.ndarray, rtol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    """Fewest columns ``B`` of ``Z`` (n, g), with coefficients (len(B), g), that give every
+    column of ``Z`` as ``Z[:, B] @ coef`` to ``rtol`` of each entry (after scaling every row
+    to a largest entry of 1; rows of zeros stay zero).
+
+    Base variances that grow like a low-degree polynomial in the horizon (ETS: affine for
+    ``ANN``, cubic for ``AAN``) need 2-4 columns however long the horizon. The check is entry
+    by entry, so a column is only ever replaced by a combination that reproduces it.
+    """
+    n, g = Z.shape
+    scale = np.max(np.abs(Z), axis=1, keepdims=True) if n else np.ones((0, 1))
+    Zs = Z / np.where(scale > 0, scale, 1.0)
+    if g > 1:
+        piv = sla.qr(Zs, mode="r", pivoting=True)[1]
+        for k in range(1, g):
+            basis = np.sort(piv[:k])
+            coef = np.linalg.lstsq(Zs[:, basis], Zs, rcond=None)[0]
+            if np.all(np.abs(Zs[:, basis] @ coef - Zs) <= rtol * np.abs(Zs) + 1e-15):
+                return basis, coef
+    return np.arange(g), np.eye(g)
 
 
 def _gram(Y: np.ndarray) -> np.ndarray:
@@ -281,17 +273,27 @@ def _quad_rows(X: np.ndarray, G: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->j", XL, XL)
 
 
-def mint_variance(S: sp.spmatrix, W: LowRankW, sigma2: np.ndarray) -> np.ndarray:
+def mint_variance(
+    S: sp.spmatrix, W: LowRankW, sigma2: np.ndarray, factor: BorderFactor | None = None
+) -> np.ndarray:
     """Reconciled variances (n, h) of MinTrace with covariance ``W`` from base variances (n, h).
 
     ``W_h = D_s W D_s``, ``s = σ_h / sqrt(diag W)`` (see :func:`corr_scaled`); horizons with
-    proportional base variances are computed once (:func:`proportional_groups`).
+    proportional base variances are computed once (:func:`proportional_groups`), the others
+    together (:meth:`MinTraceVariance.variances`). ``factor``: the point solver's
+    :class:`BorderFactor` of ``K0`` for this ``W``, reused.
     """
-    op = MinTraceVariance(S, W)
+    op = MinTraceVariance(S, W, factor=factor)
+    groups = proportional_groups(sigma2)
+    scale = np.sqrt(sigma2[:, [ref for ref, _ in groups]] / W.diag()[:, None])
+    U, buf = W.U, None if W.U is None else np.empty_like(W.U)
+    Uhs = (
+        None if U is None else np.multiply(scale[:, k, None], U, out=buf)
+        for k in range(len(groups))
+    )
+    v = op.variances(scale**2 * W.d[:, None], Uhs)
     out = np.empty_like(sigma2, dtype=float)
-    for ref, factors in proportional_groups(sigma2):
-        Wh = corr_scaled(W, np.sqrt(sigma2[:, ref]))
-        v = op.diag(Wh.d, Wh.U)
+    for k, (_, factors) in enumerate(groups):
         cols = np.flatnonzero(np.isfinite(factors))
-        out[:, cols] = v[:, None] * factors[cols]
+        out[:, cols] = v[:, k, None] * factors[cols]
     return out
