@@ -110,7 +110,7 @@ def interval_rows(
                     intervals="gaussian" if lv else None,
                 )  # fmt: skip
 
-            pts, ints, rec = _paired(lambda: run(None), lambda: run(LEVELS), repeats)  # noqa: B023
+            pts, ints, rec = _paired(lambda: run(None), lambda: run(LEVELS), repeats)
             t_pts, t_int = float(np.median(pts)), float(np.median(ints))
             fc = rec.forecasts[rec.forecasts["method"] == "m"]
             ours = _bounds(fc, {f"yhat_{s}_{lv}": 0 for lv in LEVELS for s in ("lo", "hi")},
