@@ -6,6 +6,7 @@ Run (from the repository root)::
     /work/venv/bin/python benchmarks/reconcile_scale.py --quick    # 1,000 bottom only, ~1 min
     /work/venv/bin/python benchmarks/reconcile_scale.py --sizes 1000,5000 --out table.md
     /work/venv/bin/python benchmarks/reconcile_scale.py --intervals   # + Gaussian intervals, vs peer
+    /work/venv/bin/python benchmarks/reconcile_scale.py --intervals --kinds random --methods mint_shrink
     /work/venv/bin/python benchmarks/reconcile_scale.py --anchor      # points at 250,000 bottom
 
 For each size it builds the grouped hierarchy ``(state / store) * (cat / item)`` (and, for
@@ -462,6 +463,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=None, help="also write the markdown here")
     ap.add_argument("--intervals", action="store_true", help="interval rows instead (see below)")
     ap.add_argument("--anchor", action="store_true", help="the 250,000-series row instead")
+    ap.add_argument("--kinds", default="prop,general", help="interval rows: base σ kinds")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -505,9 +507,17 @@ def _interval_main(args) -> None:
     parts = []
     if args.intervals:
         rows = []
+        kinds = tuple(args.kinds.split(","))
+        methods = None if args.methods is None else set(args.methods.split(","))
+        reps = args.repeats or 3
         for size in [1000] if args.quick else [int(s) for s in args.sizes.split(",")]:
-            rows += interval_rows(size, repeats=args.repeats or 1)
+            with threadpool_limits(limits=1, user_api="blas"):  # both sides alike, stable
+                rows += interval_rows(size, kinds, repeats=reps, methods=methods)
         parts.append(render_intervals(rows))
+        parts.append(
+            f"Medians of {reps} alternating runs (points, intervals, points, ...) in one process, "
+            "BLAS limited to one thread for both; ratio = intervals / points."
+        )
     if args.anchor:
         parts.append(anchor_rows())
     parts.append(f"load average at start {load0[0]:.1f}, at end {os.getloadavg()[0]:.1f}")
