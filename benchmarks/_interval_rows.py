@@ -69,18 +69,25 @@ def _best(fn, repeats: int) -> tuple[float, object]:
     return min(times), out
 
 
-def _paired(points, intervals, repeats: int) -> tuple[list[float], list[float], object]:
-    """Wall times of ``points()`` and ``intervals()`` run alternately (so load on a shared
-    machine hits both alike); returns both lists and the last intervals result."""
-    t_pts, t_int, out = [], [], None
+def _timed(fn) -> tuple[float, float, object]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def _paired(points, intervals, repeats: int) -> tuple[dict, object]:
+    """Medians of wall and CPU times of ``points()`` and ``intervals()``, run alternately (so
+    load on a shared machine hits both alike); CPU time (one BLAS thread) is the work done,
+    wall time includes waiting for the shared cores. Returns them and the last result."""
+    times: dict[str, list[float]] = {"points": [], "intervals": [], "points_cpu": [],
+                                     "intervals_cpu": []}  # fmt: skip
+    out = None
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        points()
-        t_pts.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        out = intervals()
-        t_int.append(time.perf_counter() - t0)
-    return t_pts, t_int, out
+        for key, fn in (("points", points), ("intervals", intervals)):
+            wall, cpu, out = _timed(fn)
+            times[key].append(wall)
+            times[key + "_cpu"].append(cpu)
+    return {k: float(np.median(v)) for k, v in times.items()}, out
 
 
 def _bounds(frame, cols: dict[str, str], node_ids) -> np.ndarray:
@@ -115,13 +122,11 @@ def interval_rows(
                     intervals="gaussian" if lv else None,
                 )  # fmt: skip
 
-            pts, ints, rec = _paired(lambda: run(None), lambda: run(LEVELS), repeats)
-            t_pts, t_int = float(np.median(pts)), float(np.median(ints))
+            medians, rec = _paired(lambda: run(None), lambda: run(LEVELS), repeats)
             fc = rec.forecasts[rec.forecasts["method"] == "m"]
             ours = _bounds(fc, {f"yhat_{s}_{lv}": 0 for lv in LEVELS for s in ("lo", "hi")},
                            hier.node_ids)  # fmt: skip
-            row = {"size": size, "nodes": hier.n_nodes, "kind": kind, "method": key,
-                   "points": t_pts, "intervals": t_int}  # fmt: skip
+            row = {"size": size, "nodes": hier.n_nodes, "kind": kind, "method": key, **medians}
             if hier.n_nodes <= PEER_MAX_NODES:
                 row.update(_peer(syn, Y_hat_df, peer_ctor, ours, level))
             log(_line(row))
@@ -157,19 +162,24 @@ def _peer(syn, Y_hat_df, ctor: str, ours: np.ndarray, level: np.ndarray) -> dict
 def _line(r: dict) -> str:
     peer = f", peer {r['peer']:.2f}s, diff {r['diff']:.1e}" if r.get("peer") else ""
     return (f"[{r['size']}] {r['kind']:7s} {r['method']:11s} points {r['points']:.2f}s "
-            f"intervals {r['intervals']:.2f}s ({r['intervals'] / r['points']:.2f}x){peer}")  # fmt: skip
+            f"intervals {r['intervals']:.2f}s ({r['intervals'] / r['points']:.2f}x; CPU "
+            f"{r['points_cpu']:.2f}s / {r['intervals_cpu']:.2f}s = "
+            f"{r['intervals_cpu'] / r['points_cpu']:.2f}x){peer}")  # fmt: skip
 
 
 def render_intervals(rows: list[dict]) -> str:
     head = ["bottom", "nodes", "base σ", "method", "points (s)", "+ intervals (s)", "ratio",
-            "peer normality (s)", "max diff / level"]  # fmt: skip
+            "points CPU (s)", "+ intervals CPU (s)", "CPU ratio", "peer normality (s)",
+            "max diff / level"]  # fmt: skip
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         peer = f"{r['peer']:.2f}" if r.get("peer") else "— (dense n×n)"
         diff = f"{r['diff']:.1e}" if r.get("peer") else "—"
         out.append(
             f"| {r['size']:,} | {r['nodes']:,} | {r['kind']} | {r['method']} | {r['points']:.2f} "
-            f"| {r['intervals']:.2f} | {r['intervals'] / r['points']:.2f}× | {peer} | {diff} |"
+            f"| {r['intervals']:.2f} | {r['intervals'] / r['points']:.2f}× "
+            f"| {r['points_cpu']:.2f} | {r['intervals_cpu']:.2f} "
+            f"| {r['intervals_cpu'] / r['points_cpu']:.2f}× | {peer} | {diff} |"
         )
     return "\n".join(out)
 
