@@ -128,8 +128,8 @@ def _report(name: str, res, secs: float, scores: dict, extra: str = "") -> None:
         better = metric == "crps_skill"
         met = ours >= goal if better else ours <= goal
         gap = 100 * (ours / goal - 1)
-        print(f"  {metric:10s} ours {ours:8.3f}   book {book:7.2f}   goal {'>=' if better else '<='} "
-              f"{goal:6.2f}   {'MET' if met else 'missed'} ({gap:+.1f} % vs goal)")  # fmt: skip
+        print(f"  {metric:10s} ours {ours:8.3f}   published {book:7.4g}   goal "
+              f"{'>=' if better else '<='} {goal:6.4g}   {'MET' if met else 'missed'} ({gap:+.1f} % vs goal)")  # fmt: skip
 
 
 def tourism(n_jobs: int) -> None:

@@ -149,8 +149,11 @@ def erm_eligible(h: int, n_nodes: int) -> bool:
     matrix ``P`` by least squares on the last ``h`` in-sample periods. Ben Taieb & Koo (2019)
     estimate ``P`` on a validation set and need ``Ŷ'Ŷ`` (``n_nodes x n_nodes``) invertible,
     i.e. at least as many periods as nodes. With fewer periods the problem is underdetermined:
-    the pseudo-inverse interpolates those few periods exactly and ``P`` is noise. So ERM is
-    eligible for automatic selection only when ``h >= n_nodes``.
+    the pseudo-inverse interpolates those few periods exactly and ``P`` is noise.
+    hierarchicalforecast's ``ERM`` documentation gives the closed form with ``(Ŷ Ŷ')⁻¹`` and
+    points to its lasso variant ``"reg_bu"`` "when the observations of validation data is
+    limited". So ERM is eligible for automatic selection only when ``h >= n_nodes``; it is still
+    scored and can be chosen by hand.
     """
     return int(h) >= int(n_nodes)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from htsforecast.errors import DataError
+from htsforecast.metrics import seasonal_naive_scale
 from htsforecast.models._execution import Executor
 from htsforecast.models._fallback import _attempt
 from htsforecast.models._protocol import Forecaster, ModelOutput, Panel
@@ -137,21 +138,20 @@ def backtest_errors(
 def window_scales(panel: Panel, windows: list[Window], m: int, power: int) -> np.ndarray:
     """Seasonal-naive in-sample scale of each series in each window, shape (n, n_windows).
 
-    ``mean |y_t - y_{t-m}|^power`` of the window's training data (fable's MASE/RMSSE scale);
-    where it is 0 or undefined the scale is 1 (raw errors: the choice per node is unchanged).
+    :func:`htsforecast.metrics.seasonal_naive_scale` (``mean |y_t - y_{t-m}|^power``, the scale
+    :func:`htsforecast.cross_validate` uses) of the window's training data, each series padded
+    with NaN to the longest; where it is 0 or undefined the scale is 1 (raw errors: the choice
+    per node is unchanged).
     """
     out = np.ones((panel.n_series, len(windows)))
     for k, win in enumerate(windows):
         tr = win.train
-        d = np.abs(tr.y[m:] - tr.y[:-m]) ** power if len(tr.y) > m else np.empty(0)
+        if tr.n_series == 0 or int(tr.lengths.max()) <= m:
+            continue
         group = np.repeat(np.arange(tr.n_series), tr.lengths)
-        pos = np.arange(len(tr.y)) - tr.indptr[:-1][group]
-        valid = pos[m:] >= m if d.size else np.empty(0, dtype=bool)
-        g = group[m:][valid] if d.size else np.empty(0, dtype=np.int64)
-        sums = np.bincount(g, weights=d[valid] if d.size else None, minlength=tr.n_series)
-        counts = np.bincount(g, minlength=tr.n_series)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s = sums / counts
+        padded = np.full((tr.n_series, int(tr.lengths.max())), np.nan)
+        padded[group, np.arange(len(tr.y)) - tr.indptr[:-1][group]] = tr.y
+        s = np.asarray(seasonal_naive_scale(padded, m, power))
         out[win.rows, k] = np.where(np.isfinite(s) & (s > 0), s, 1.0)
     return out
 
