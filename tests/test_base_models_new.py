@@ -373,3 +373,29 @@ def test_selected_prefer_keeps_the_preferred_within_one_standard_error() -> None
     assert kept >= 1 and switched >= 1  # both branches of the rule are exercised
     with pytest.raises(DataError, match="prefer='ets' is not a candidate"):
         Selected(cands, prefer="ets")
+
+
+def test_window_scales_are_the_metrics_scale_of_each_training_cut() -> None:
+    from htsforecast.metrics import seasonal_naive_scale
+    from htsforecast.models._backtest import window_scales
+
+    rng = np.random.default_rng(2)
+    ragged = pd.concat(
+        pd.DataFrame({"unique_id": f"r{n}", "ds": pd.date_range("2000-01-01", periods=n, freq="QS"),
+                      "y": rng.normal(10, 3, n).round()})
+        for n in (30, 12, 7)
+    )  # fmt: skip
+    flat = pd.DataFrame({"unique_id": "flat", "ds": pd.date_range("2000-01-01", periods=20,
+                         freq="QS"), "y": 5.0})  # fmt: skip
+    p = _panel(pd.concat([ragged, flat]))
+    wins = cut_windows(p, 4, 3, 2)
+    for power in (1, 2):
+        got = window_scales(p, wins, 4, power)
+        for k, win in enumerate(wins):
+            for j, row in enumerate(win.rows):
+                y = win.train.series(j)[1]
+                want = seasonal_naive_scale(y, 4, power) if len(y) > 4 else np.nan
+                want = want if np.isfinite(want) and want > 0 else 1.0  # flat: scale 1
+                assert got[row, k] == pytest.approx(want)
+        short = [i for i in range(p.n_series) if i not in np.concatenate([w.rows for w in wins])]
+        assert all((got[i] == 1.0).all() for i in short)
