@@ -105,6 +105,21 @@ def _chosen(res) -> pd.DataFrame:
     return fc[(fc["model"] == sel["model"]) & (fc["method"] == sel["method"])]
 
 
+def _regret(res, Y: pd.DataFrame, hier: Hierarchy, cutoff: pd.Timestamp, m: int) -> None:
+    """After the fact (never used in a choice): test MASE of every method of the chosen model,
+    to tell a selection miss from a base-forecast miss."""
+    ids = hier.node_ids
+    train = _wide(Y[Y["ds"] <= cutoff], "y", ids).to_numpy()
+    test = _wide(Y[Y["ds"] > cutoff], "y", ids)
+    fc = res.forecasts[res.forecasts["model"] == res.selection["model"]]
+    out = {}
+    for method, part in fc.groupby("method"):
+        yhat = _wide(part, "yhat", ids)[test.columns].to_numpy()
+        out[method] = np.nanmean(metrics.mase(test.to_numpy(), yhat, train, m=m))
+    ranked = sorted(out.items(), key=lambda kv: kv[1])
+    print("  after the fact, test MASE by method:", ", ".join(f"{k} {v:.3f}" for k, v in ranked))
+
+
 def _snaive_crps(Y: pd.DataFrame, hier: Hierarchy, cutoff: pd.Timestamp, m: int) -> np.ndarray:
     train = Y[Y["ds"] <= cutoff].sort_values(["unique_id", "ds"])
     panel = Panel.from_long(train.reset_index(drop=True), "QS")
@@ -140,6 +155,7 @@ def tourism(n_jobs: int) -> None:
     res, secs = _run_job(ds.data[ds.data["ds"] <= cutoff], ds.formula, "QS", H, n_jobs)
     sc = _score(res, Y, hier, cutoff, 4)
     _report("tourism", res, secs, sc)
+    _regret(res, Y, hier, cutoff, 4)
     print(f"  coverage 80 %: {sc['cov80']:.1f} (h=1 {sc['cov80_h1']:.1f}, h=8 {sc['cov80_h8']:.1f});"
           f" 95 %: {sc['cov95']:.1f} (h=1 {sc['cov95_h1']:.1f}, h=8 {sc['cov95_h8']:.1f})"
           "   goal 75-85 / 90-97, drop <= 10")  # fmt: skip
@@ -162,6 +178,7 @@ def prison(n_jobs: int) -> None:
         skill = 100 * (1 - sc["crps"] / ref)
     sc["crps_skill"] = float(np.nanmean(skill[np.isfinite(skill)]))
     _report("prison", res, secs, sc)
+    _regret(res, Y, hier, cutoff, 4)
     _choices(res)
 
 
@@ -181,6 +198,7 @@ def tourism_small(n_jobs: int) -> None:
     y = test.to_numpy()
     sc["rmsse_naive"] = float(np.mean(metrics.rmse(y, yhat) / metrics.rmse(y, naive)))
     _report("tourism_small", res, secs, sc)
+    _regret(res, Y, hier, cutoff, 4)
     print(f"  (also: RMSE {sc['rmse']:.1f}, MASE {sc['mase']:.3f})")
     _choices(res)
 
