@@ -36,6 +36,8 @@ _LAZY = {
     "select_best": "htsforecast.selection",
     "forecast_best": "htsforecast.selection",
     "Selection": "htsforecast.selection",
+    "interval_factors": "htsforecast._calibration",
+    "calibrate_intervals": "htsforecast._calibration",
 }
 
 __all__ = [

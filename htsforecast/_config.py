@@ -151,6 +151,9 @@ SETTINGS: dict[str, _Setting] = {
     "intervals": _Setting(
         _str(choices=("gaussian", "bootstrap", "none")), "reconciled interval kind"
     ),
+    "calibrate": _Setting(
+        _bool, "rescale the intervals by minimum-CRPS factors from the CV windows (default on)"
+    ),
     "allow_incoherent": _Setting(_bool, "let the unreconciled 'base' forecasts be chosen"),
     "allow_fallback": _Setting(_bool, "accept a model whose nodes mostly fell back"),
     "plot_nodes": _Setting(_names, "node ids to plot"),
@@ -200,6 +203,7 @@ class RunConfig:
     encoding: str = "utf-8"
     date_format: str | None = None
     intervals: str = "gaussian"
+    calibrate: bool = True
     allow_incoherent: bool = False
     allow_fallback: bool = False
     plot_nodes: tuple[str, ...] | None = None

@@ -86,6 +86,9 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     opt("methods", help=f"comma-separated, from: {', '.join(METHODS)}; or all")
     opt("level", help="interval levels, e.g. 80,95")
     opt("intervals", choices=("gaussian", "bootstrap", "none"), help="interval kind (gaussian)")
+    opt("calibrate", action=argparse.BooleanOptionalAction, default=None,
+        help="rescale the intervals per horizon step by the factor with the least pinball loss "
+        "(~CRPS) on the CV windows (default on)")  # fmt: skip
     opt("cv_windows", type=int, help="CV origins (default 1 when the history allows; 0: none)")
     opt("metric", help="selection metric: mase, rmse, mae, coverage_80 ... (default mase)")
     opt("nonnegative", action=argparse.BooleanOptionalAction, default=None,

@@ -275,22 +275,24 @@ def run(
                            cfg, progress, fkw, intervals)  # fmt: skip
     selection = _select(cv_res, cfg, list(models), list(methods), (h, hier.n_nodes), echo)
     cv = None if cv_res is None else cv_res.table
-    best = _best_frame(rec.forecasts, hier, selection)
+    forecasts = _calibrate(rec.forecasts, cv_res, cfg, nonnegative, selection, echo,
+                           _node_scales(panel, m))  # fmt: skip
+    best = _best_frame(forecasts, hier, selection)
     settings = {**asdict(cfg), "h": h, "freq": data.freq, "formula": data.formula,
                 "cv_windows": windows, "cv_step": step, **data.source}  # fmt: skip
     selection["settings"] = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
     fmt = cfg.format or ("parquet" if cfg.data and is_parquet(cfg.data) else "csv")
     with output_transaction(out) as tmp:
-        _write(tmp, fmt, rec.forecasts, best, cv, selection)
+        _write(tmp, fmt, forecasts, best, cv, selection)
         if cfg.plots:
-            _plots(tmp, hier, _history(panel), rec.forecasts, cv, selection, cfg)
+            _plots(tmp, hier, _history(panel), forecasts, cv, selection, cfg)
         _stamp(tmp, settings)
     if cfg.save_model is not None:
         _save_model(cfg, hier, base, methods, selection, intervals)
     files = sorted(out.iterdir())
     _report(echo, cv, selection, cfg.metric)
     echo(f"wrote {out}/: {', '.join(p.name for p in files)}")
-    return RunResult(rec.forecasts, best, None if cv is None else cv, selection, files)
+    return RunResult(forecasts, best, cv, selection, files)
 
 
 def _save_model(cfg: RunConfig, hier, base, methods, selection, intervals) -> None:
@@ -321,14 +323,21 @@ def predict(
     pipe = Pipeline.load(model)
     rec = pipe.predict(h)
     selection = dict(getattr(pipe, "selection_", None) or {})
-    best = _best_frame(rec.forecasts, pipe.hier, selection) if selection else None
+    forecasts = rec.forecasts
+    if "calibration" in selection:  # the run's CV interval factors
+        from htsforecast._calibration import calibrate_intervals
+
+        cal = selection["calibration"]
+        forecasts = calibrate_intervals(forecasts, pd.DataFrame(cal["factors"]),
+                                        cal["nonnegative"])  # fmt: skip
+    best = _best_frame(forecasts, pipe.hier, selection) if selection else None
     settings = {"model": str(Path(model).resolve()), "h": h or pipe.h_max, "format": fmt}
     with output_transaction(target) as tmp:
-        _write(tmp, fmt, rec.forecasts, best, None, selection)
+        _write(tmp, fmt, forecasts, best, None, selection)
         _stamp(tmp, settings)
     files = sorted(target.iterdir())
     echo(f"wrote {target}/: {', '.join(p.name for p in files)}")
-    return RunResult(rec.forecasts, best, None, selection, files)
+    return RunResult(forecasts, best, None, selection, files)
 
 
 def _run_temporal(cfg, data, hier, Y, out, echo) -> RunResult:
@@ -360,6 +369,38 @@ def _evaluate(Y, hier, models, methods, h, plan, freq, level, m, cfg, progress, 
         exog=list(exog_spec(cfg.exog, cfg.holidays)),
     )  # fmt: skip
     return cv
+
+
+def _calibrate(forecasts, cvres, cfg: RunConfig, nonnegative: bool, selection, echo, scale):
+    """Intervals rescaled per horizon step by minimum-CRPS factors from the CV windows.
+
+    ``cfg.calibrate``; see :mod:`htsforecast._calibration`. The factors of every (model, method,
+    level, step) go into ``selection["calibration"]`` (so ``htsforecast predict`` applies them
+    too); without CV windows the intervals stay as they are.
+    """
+    from htsforecast._calibration import calibrate_intervals, interval_factors
+
+    if not cfg.calibrate or cvres is None or not cfg.level or cfg.intervals == "none":
+        return forecasts
+    factors = interval_factors(cvres.forecasts, cfg.level, scale=scale)
+    selection["calibration"] = {"nonnegative": nonnegative,
+                                "factors": factors.to_dict(orient="records")}  # fmt: skip
+    chosen = factors[(factors["model"] == selection["model"])
+                     & (factors["method"] == selection["method"])
+                     & (factors["level"] == cfg.level[0])]  # fmt: skip
+    echo("intervals calibrated on the CV windows (minimum CRPS, per horizon step): width x "
+         + " ".join(f"{c:.2f}" for c in chosen["factor"]))  # fmt: skip
+    return calibrate_intervals(forecasts, factors, nonnegative)
+
+
+def _node_scales(panel: Any, m: int) -> dict[str, float]:
+    """In-sample seasonal-naive MAE per node (the calibration's scale-free weights)."""
+    from htsforecast.metrics import seasonal_naive_scale
+
+    if panel.values.shape[1] <= m:
+        return {}
+    scale = np.atleast_1d(seasonal_naive_scale(panel.values, m))
+    return dict(zip(map(str, panel.ids), scale.tolist(), strict=True))
 
 
 def _nonnegative(cfg: RunConfig, y: pd.Series, echo: Callable[[str], None]) -> bool:

@@ -82,8 +82,7 @@ class Conformal:
             return replace(out, failures=failures)
         err = np.abs(signed)
         if self.pooled and h > 1:
-            pad = np.pad(err, ((0, 0), (0, 0), (1, 1)), constant_values=np.nan)
-            err = np.concatenate([pad[:, :, :-2], pad[:, :, 1:-1], pad[:, :, 2:]], axis=1)
+            err = pool_neighbours(err)
         lo, hi = {}, {}
         for lv in level:
             q = conformal_quantile(err, lv)
@@ -91,6 +90,13 @@ class Conformal:
         none = np.flatnonzero(~np.isfinite(lo[level[0]]).all(axis=1))
         failures.update({int(i): "too short for conformal windows" for i in none})
         return ModelOutput(out.mean, out.fitted, lo, hi, failures=failures)
+
+
+def pool_neighbours(err: np.ndarray) -> np.ndarray:
+    """(n, k, h) scores -> (n, 3k, h): step ``j`` also gets the scores of steps ``j - 1, j + 1``
+    (NaN beyond the ends)."""
+    pad = np.pad(err, ((0, 0), (0, 0), (1, 1)), constant_values=np.nan)
+    return np.concatenate([pad[:, :, :-2], pad[:, :, 1:-1], pad[:, :, 2:]], axis=1)
 
 
 def conformal_quantile(abs_err: np.ndarray, level: int) -> np.ndarray:

@@ -1,0 +1,156 @@
+"""Interval calibration from CV windows (split-conformal width factors), alone and in the job."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from htsforecast import calibrate_intervals, cross_validate, interval_factors
+from htsforecast.errors import DataError
+from htsforecast.hierarchy import Hierarchy
+from htsforecast.job import RunConfig, make_methods, make_models, run
+
+
+def _cv_frame(y, yhat, half, horizon, level=80, model="m", method="bu"):
+    y, yhat, half = (np.asarray(a, dtype=float) for a in (y, yhat, half))
+    ids = [f"n{i}" for i in range(len(y))]
+    return pd.DataFrame({"unique_id": ids, "model": model, "method": method, "yhat": yhat,
+                         f"yhat_lo_{level}": yhat - half, f"yhat_hi_{level}": yhat + half,
+                         "y": y, "horizon": np.asarray(horizon)})  # fmt: skip
+
+
+def test_factor_is_the_conformal_rank_of_the_normalised_errors() -> None:
+    # hand-worked: intervals [-1, 1] (midpoint 0, half-width 1); errors 0.5, 1.5, 2, 3 give
+    # scores 0.5, 1.5, 2, 3; level 50 takes the ceil(5 * 0.5) = 3rd smallest, level 80 the 4th
+    cv = _cv_frame([0.5, -1.5, 2.0, -3.0], [0, 0, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1])
+    cv["yhat_lo_50"], cv["yhat_hi_50"] = -2.0, 2.0  # half-width 2: scores 0.25, 0.75, 1, 1.5
+    f = interval_factors(cv, [50, 80], pooled=False, target="coverage").set_index("level")
+    assert f.loc[80, "factor"] == 3.0 and f.loc[80, "n_scores"] == 4
+    assert f.loc[50, "factor"] == 1.0
+    assert list(f.columns) == ["model", "method", "horizon", "factor", "n_scores", "center"]
+    assert set(f["center"]) == {"midpoint"}
+
+
+def test_scores_pool_the_neighbouring_steps_and_skip_zero_widths() -> None:
+    # step 1: score 1; step 2: score 2; step 3: score 4 and a zero-width row (not a score)
+    cv = _cv_frame([1, 2, 4, 5], [0, 0, 0, 5], [1, 1, 1, 0], [1, 2, 3, 3])
+    own = interval_factors(cv, [80], pooled=False, target="coverage")
+    assert own["factor"].tolist() == [1.0, 2.0, 4.0] and own["n_scores"].tolist() == [1, 1, 1]
+    pooled = interval_factors(cv, [80], pooled=True, target="coverage")
+    assert pooled["n_scores"].tolist() == [2, 3, 2]  # steps {1,2}, {1,2,3}, {2,3}
+    assert pooled["factor"].tolist() == [2.0, 4.0, 4.0]  # max of 2 or 3 scores (few: the max)
+
+
+def test_scaled_intervals_are_midpoint_plus_minus_factor_times_half_width() -> None:
+    fc = pd.DataFrame({"unique_id": ["a", "a"], "ds": pd.to_datetime(["2020-04-01", "2020-01-01"]),
+                       "model": "m", "method": "bu", "yhat": [2.0, 2.0],
+                       "yhat_lo_80": [1.0, 1.5], "yhat_hi_80": [3.0, 2.5],
+                       "yhat_lo_95": [0.5, 1.0], "yhat_hi_95": [3.5, 3.0]})  # fmt: skip
+    factors = pd.DataFrame({"model": "m", "method": "bu", "level": [80, 80, 95, 95],
+                            "horizon": [1, 2, 1, 2], "factor": [2.0, 3.0, 1.0, 1.0]})  # fmt: skip
+    out = calibrate_intervals(fc, factors)
+    # row 0 is step 2 (later date): 80 % [1, 3] * 3 -> [-1, 5]; 95 % [0.5, 3.5] stays, then
+    # widened to contain the 80 % interval (nested levels)
+    assert out.loc[0, ["yhat_lo_80", "yhat_hi_80"]].tolist() == [-1.0, 5.0]
+    assert out.loc[0, ["yhat_lo_95", "yhat_hi_95"]].tolist() == [-1.0, 5.0]
+    assert out.loc[1, ["yhat_lo_80", "yhat_hi_80"]].tolist() == [1.0, 3.0]  # step 1, factor 2
+    assert out.loc[1, ["yhat_lo_95", "yhat_hi_95"]].tolist() == [1.0, 3.0]
+    assert fc.loc[0, "yhat_lo_80"] == 1.0  # the input is not modified
+    clipped = calibrate_intervals(fc, factors, nonnegative=True)
+    assert clipped.loc[0, "yhat_lo_80"] == 0.0
+    untouched = calibrate_intervals(fc, factors.assign(model="other"))
+    pd.testing.assert_frame_equal(untouched, fc)
+
+
+def test_factor_recovers_a_misstated_sd_and_covers_fresh_data() -> None:
+    # intervals built for sd 1 while errors have sd 2: the factor is 2 (closed form), and the
+    # scaled intervals cover ~L % of new errors from the same law (never seen by the factors)
+    rng = np.random.default_rng(0)
+    n, z = 20_000, norm.ppf(0.9)
+    cv = _cv_frame(rng.normal(0, 2, n), np.zeros(n), np.full(n, z), np.ones(n, dtype=int))
+    f = interval_factors(cv, [80], target="coverage")["factor"].iloc[0]
+    assert f == pytest.approx(2.0, rel=0.03)
+    fresh = rng.normal(0, 2, n)
+    assert np.mean(np.abs(fresh) <= f * z) == pytest.approx(0.80, abs=0.01)
+    # on the calibration scores themselves the conformal guarantee holds exactly: >= 80 %
+    assert np.mean(np.abs(cv["y"]) <= f * z) >= 0.80
+
+
+def test_missing_interval_columns_are_named() -> None:
+    cv = _cv_frame([1.0], [0.0], [1.0], [1])
+    with pytest.raises(DataError, match=r"no column\(s\) \['yhat_hi_95', 'yhat_lo_95'\]"):
+        interval_factors(cv, [95])
+
+
+def test_crps_factor_minimises_the_pinball_loss_hand_worked() -> None:
+    # one row, error 3, 80 % interval [-1, 1] around 0: quantiles 0.1/0.5/0.9 at -c, 0, c.
+    # slope of the mean pinball loss in c: (-0.9 + 0.1) / 3 below c = 3, (0.1 + 0.1) / 3 above
+    cv = _cv_frame([3.0], [0.0], [1.0], [1])
+    f = interval_factors(cv, [80])
+    assert f["factor"].iloc[0] == pytest.approx(3.0, rel=1e-4)
+    assert f["center"].iloc[0] == "point" and f["n_scores"].iloc[0] == 1
+    # two rows, errors 3 and 1: unweighted the loss still falls until c = 3; with the first
+    # node's scale 100 (weight 1/100) the second node decides: c = 1
+    cv = _cv_frame([3.0, 1.0], [0.0, 0.0], [1.0, 1.0], [1, 1])
+    assert interval_factors(cv, [80])["factor"].iloc[0] == pytest.approx(3.0, rel=1e-4)
+    scaled = interval_factors(cv, [80], scale={"n0": 100.0, "n1": 1.0})
+    assert scaled["factor"].iloc[0] == pytest.approx(1.0, rel=1e-4)
+
+
+def test_crps_factor_recovers_a_misstated_sd_for_every_level() -> None:
+    # a location-scale family with the right shape: the minimum-CRPS scale is the true one (2)
+    rng = np.random.default_rng(1)
+    n = 20_000
+    cv = _cv_frame(rng.normal(0, 2, n), np.zeros(n), np.full(n, norm.ppf(0.9)), np.ones(n, int))
+    cv["yhat_lo_95"], cv["yhat_hi_95"] = -norm.ppf(0.975), norm.ppf(0.975)
+    f = interval_factors(cv, [80, 95])
+    assert f["factor"].tolist() == pytest.approx([2.0, 2.0], rel=0.03)
+    fc = cv.iloc[:1].assign(ds=pd.Timestamp("2020-01-01"))
+    out = calibrate_intervals(fc, f)  # around the point forecast: [0 - c z, 0 + c z]
+    assert out["yhat_hi_95"].iloc[0] == pytest.approx(f["factor"].iloc[1] * norm.ppf(0.975))
+
+
+def test_unknown_target_is_named() -> None:
+    with pytest.raises(DataError, match="target must be 'crps' or 'coverage', got 'width'"):
+        interval_factors(_cv_frame([1.0], [0.0], [1.0], [1]), [80], target="width")
+
+
+@pytest.fixture
+def sales_csv(tmp_path):
+    rng = np.random.default_rng(3)
+    ds = pd.date_range("2018-01-01", periods=30, freq="MS")
+    rows = []
+    for g in ["a", "b", "c"]:
+        y = 40 + 8 * np.sin(np.arange(30) * np.pi / 6) + rng.normal(0, 3, 30)
+        rows.append(pd.DataFrame({"g": g, "ds": ds, "y": y}))
+    path = tmp_path / "sales.csv"
+    pd.concat(rows).to_csv(path, index=False)
+    return path
+
+
+def test_job_calibrates_with_the_cv_windows_of_its_training_data(sales_csv, tmp_path) -> None:
+    common = dict(data=str(sales_csv), formula="g", freq="MS", h=4, models=("naive",),
+                  methods=("bu", "ols"), cv_windows=2, level=(80,), n_jobs=1, plots=False,
+                  nonnegative=False)  # fmt: skip
+    on = run(RunConfig(out=str(tmp_path / "on"), **common), echo=lambda s: None)
+    off = run(RunConfig(out=str(tmp_path / "off"), calibrate=False, **common), echo=lambda s: None)
+    assert "calibration" not in off.selection
+    # the factors are those of the job's own CV windows, cut from the data it was given
+    hier = Hierarchy.from_formula("g")
+    Y = hier.aggregate(pd.read_csv(sales_csv, parse_dates=["ds"]), freq="MS")
+    cv = cross_validate(Y, hier, make_models(("naive",), 12), make_methods(("bu", "ols")),
+                        h=4, n_windows=2, freq="MS", level=[80])  # fmt: skip
+    x = Y.pivot(index="unique_id", columns="ds", values="y")
+    scale = dict(zip(x.index, np.abs(x.to_numpy()[:, 12:] - x.to_numpy()[:, :-12]).mean(axis=1)))
+    expected = interval_factors(cv.forecasts, [80], scale=scale)
+    got = pd.DataFrame(on.selection["calibration"]["factors"])
+    np.testing.assert_allclose(got["factor"], expected["factor"])
+    pd.testing.assert_frame_equal(on.forecasts, calibrate_intervals(off.forecasts, expected))
+    points = ["unique_id", "ds", "model", "method", "yhat"]
+    pd.testing.assert_frame_equal(on.forecasts[points], off.forecasts[points])
+    saved = json.loads((tmp_path / "on" / "selection.json").read_text())
+    assert len(saved["calibration"]["factors"]) == len(expected)
