@@ -148,9 +148,10 @@ def cross_validate(
         Prediction interval levels; needed by interval metrics (``"coverage"``, ``"crps"``).
     metrics : list of str
         Names from :data:`htsforecast.metrics.METRICS`: ``"coverage"`` gives one
-        ``coverage_{L}`` row per level, ``"crps"`` the Gaussian CRPS with the sigma implied by
-        the widest interval, ``"crps_sample"`` the sample CRPS where sample paths exist (models
-        with samples, ``intervals="bootstrap"``/``"samples"`` in ``reconcile_kwargs``).
+        ``coverage_{L}`` row per level, ``"crps"`` the CRPS of the distribution the bounds of
+        every level describe (:func:`~htsforecast.metrics.crps_quantiles`), ``"crps_sample"``
+        the sample CRPS where sample paths exist (models with samples,
+        ``intervals="bootstrap"``/``"samples"`` in ``reconcile_kwargs``).
     season_length : int, optional
         Seasonal period ``m`` of the MASE/RMSSE scale (4 quarterly, 12 monthly; 1 = naive).
         Default: derived from ``freq`` (``season_length_for``).

@@ -50,7 +50,8 @@ def evaluate(
     metrics : list of str
         Names from :data:`htsforecast.metrics.METRICS` (``mae``, ``rmse``, ``mase``, ``rmsse``,
         ``smape``, ``bias``, ``mse``), plus ``"coverage"`` (one ``coverage_L`` row per interval
-        level in ``forecasts``) and ``"crps"`` (Gaussian, sigma from the widest interval).
+        level in ``forecasts``) and ``"crps"`` (from the bounds of every level, exact for Gaussian
+        intervals; :func:`~htsforecast.metrics.crps_quantiles`).
     train : DataFrame, optional
         Training history ``unique_id, ds, y`` for the scaled metrics (default: the rows of
         ``actuals`` before the first forecast date).

@@ -48,6 +48,8 @@ __all__ = [
     "coverage",
     "crps_gaussian",
     "crps_sample",
+    "crps_quantiles",
+    "interval_quantiles",
     "seasonal_naive_scale",
     "skill_score",
     "Metric",
@@ -253,6 +255,105 @@ def crps_sample(y: ArrayLike, samples: ArrayLike, estimator: str = "pwm") -> flo
     return _mean_last(term1 - 0.5 * pair_sum / denom)
 
 
+def crps_quantiles(y: ArrayLike, quantiles: ArrayLike, probs: ArrayLike) -> float | np.ndarray:
+    """CRPS of a forecast given by some of its quantiles (e.g. interval bounds).
+
+    ``CRPS = 2 * integral_0^1 pinball_tau(y - Q(tau)) dtau`` (Gneiting & Raftery 2007, eq. 32;
+    Laio & Tamea 2007), computed exactly for the quantile function ``Q`` that is piecewise linear
+    in the normal score ``z = Phi^-1(tau)`` through the given quantiles and continues the two
+    outermost segments beyond them (Gaussian tails). Each segment ``Q = a + b z`` has a closed
+    form (``int z Phi(z) phi(z) dz = -phi Phi + Phi(sqrt(2) z) / (2 sqrt(pi))``). The quantiles
+    of a Gaussian forecast lie on one line in ``z``, so for them this **is**
+    :func:`crps_gaussian`, for any set of levels; for other shapes (bootstrap quantiles, scaled or
+    clipped intervals) it scores the distribution those quantiles describe, without the
+    downward bias of a sum of pinball losses over a few levels.
+
+    Parameters
+    ----------
+    y : array, shape (h,) or (n_series, h)
+    quantiles : array, shape y.shape + (k,), k >= 2
+        Sorted along the last axis first (crossing quantiles are rearranged, Chernozhukov et al.
+        2010). A non-finite quantile makes that entry NaN.
+    probs : array, shape (k,)
+        Their probability levels, strictly increasing in (0, 1).
+
+    Returns
+    -------
+    float or ndarray (n_series,)
+        Averaged over the horizon (last) axis of ``y``, NaN skipped.
+    """
+    return _mean_last(_crps_quantiles(y, quantiles, probs))
+
+
+def _crps_quantiles(y: ArrayLike, quantiles: ArrayLike, probs: ArrayLike) -> np.ndarray:
+    """:func:`crps_quantiles` of every entry of ``y`` (no averaging)."""
+    a = np.asarray(y, dtype=float)
+    q = np.sort(np.asarray(quantiles, dtype=float), axis=-1)
+    p = np.asarray(probs, dtype=float)
+    if q.shape[:-1] != a.shape or p.ndim != 1 or q.shape[-1] != p.size or p.size < 2:
+        raise DataError(
+            f"crps_quantiles: quantiles have shape {q.shape} for actuals {a.shape} and "
+            f"{p.size} probability level(s); expected {a.shape} + (k,) with k = len(probs) >= 2."
+        )
+    if not (np.all((p > 0) & (p < 1)) and np.all(np.diff(p) > 0)):
+        raise DataError(
+            f"crps_quantiles: probs must be strictly increasing in (0, 1), got {p.tolist()}."
+        )
+    z = ndtri(p)
+    slope = np.diff(q, axis=-1) / np.diff(z)  # (..., k - 1), >= 0
+    b = np.concatenate([slope[..., :1], slope, slope[..., -1:]], axis=-1)  # k + 1 segments
+    knot = np.concatenate([q[..., :1], q], axis=-1)  # each segment passes through a knot
+    zk = np.concatenate([z[:1], z])
+    lo = np.concatenate([[-np.inf], z])
+    hi = np.concatenate([z, [np.inf]])
+    c = knot - b * zk - a[..., None]  # Q(z) - y = c + b z on the segment
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = np.where(b > 0, -c / np.where(b > 0, b, 1.0), np.where(c > 0, -np.inf, np.inf))
+    start = np.clip(root, lo, hi)  # Q > y on [start, hi]
+
+    def above(t: np.ndarray) -> np.ndarray:  # int (c + b z) phi(z) dz
+        return c * ndtr(t) - b * _phi(t)
+
+    def spread(t: np.ndarray) -> np.ndarray:  # int Phi(z) (c + b z) phi(z) dz
+        cdf = ndtr(t)
+        return c * cdf**2 / 2 + b * (ndtr(np.sqrt(2) * t) / (2 * np.sqrt(np.pi)) - _phi(t) * cdf)
+
+    seg = above(hi) - above(start) - (spread(hi) - spread(lo))
+    with np.errstate(invalid="ignore"):
+        crps = 2 * seg.sum(axis=-1)
+    return np.where(np.isfinite(q).all(axis=-1), crps, np.nan)
+
+
+def _phi(t: np.ndarray) -> np.ndarray:
+    """Standard normal density, 0 at +-inf."""
+    with np.errstate(over="ignore"):
+        return np.exp(-0.5 * np.square(t)) / np.sqrt(2 * np.pi)
+
+
+def interval_quantiles(
+    intervals: Mapping[int, tuple[ArrayLike, ArrayLike]],
+    median: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interval bounds as quantiles: ``(quantiles (..., k), probs (k,))`` for
+    :func:`crps_quantiles`.
+
+    The ``L`` % interval ``(lo, hi)`` gives the ``0.5 - L/200`` and ``0.5 + L/200`` quantiles;
+    ``median`` (e.g. a point forecast that is the median) adds the 0.5 quantile.
+    """
+    if not intervals:
+        raise DataError("interval_quantiles: no intervals given.")
+    cols: dict[float, np.ndarray] = {}
+    for lv, (lo, hi) in intervals.items():
+        if not 0 < lv < 100:
+            raise DataError(f"interval_quantiles: level must be in (0, 100), got {lv}.")
+        cols[0.5 - lv / 200] = np.asarray(lo, dtype=float)
+        cols[0.5 + lv / 200] = np.asarray(hi, dtype=float)
+    if median is not None:
+        cols[0.5] = np.asarray(median, dtype=float)
+    probs = np.array(sorted(cols))
+    return np.stack(np.broadcast_arrays(*(cols[t] for t in probs)), axis=-1), probs
+
+
 def skill_score(score: ArrayLike, score_ref: ArrayLike) -> float | np.ndarray:
     """Skill score ``1 - score / score_ref`` (fpp3 section 5.9, Table 11.3 uses CRPS vs snaive).
 
@@ -323,11 +424,10 @@ class Metric:
 
 
 def _crps_from_intervals(y, yhat, *, intervals, **_):
-    """Gaussian CRPS with the sigma implied by the widest interval."""
-    top = max(intervals)
-    lo, hi = intervals[top]
-    sigma = np.clip((hi - lo) / (2 * ndtri(0.5 + top / 200)), 0, None)
-    return crps_gaussian(y, yhat, np.nan_to_num(sigma))
+    """CRPS of the distribution the interval bounds describe (:func:`crps_quantiles`; the exact
+    Gaussian CRPS for Gaussian intervals); the absolute error where a bound is missing."""
+    crps = _crps_quantiles(y, *interval_quantiles(intervals))
+    return _mean_last(np.where(np.isfinite(crps), crps, np.abs(np.asarray(y, float) - yhat)))
 
 
 def _register(*metrics: Metric) -> dict[str, Metric]:

@@ -160,6 +160,61 @@ def test_crps_sample_rejects_bad_input() -> None:
         metrics.crps_sample(np.ones(3), np.ones((3, 10)), estimator="nope")
 
 
+@pytest.mark.parametrize("levels", [(80,), (80, 95), (10, 50, 90, 98)])
+def test_crps_quantiles_of_gaussian_intervals_is_the_closed_form(levels) -> None:
+    rng = np.random.default_rng(5)
+    y, mu = rng.normal(0, 3, size=(4, 6)), rng.normal(size=(4, 6))
+    sd = rng.uniform(0.1, 3.0, size=(4, 6))
+    iv = {lv: (mu - stats.norm.ppf(0.5 + lv / 200) * sd, mu + stats.norm.ppf(0.5 + lv / 200) * sd)
+          for lv in levels}  # fmt: skip
+    closed = metrics.crps_gaussian(y, mu, sd)
+    np.testing.assert_allclose(metrics.crps_quantiles(y, *metrics.interval_quantiles(iv)), closed,
+                               rtol=1e-10)  # fmt: skip
+    with_median = metrics.interval_quantiles(iv, median=mu)
+    np.testing.assert_allclose(metrics.crps_quantiles(y, *with_median), closed, rtol=1e-10)
+    np.testing.assert_allclose(metrics.METRICS["crps"](y, mu, intervals=iv), closed, rtol=1e-10)
+
+
+@pytest.mark.parametrize("y", [-4.0, 0.1, 0.35, 2.0, 9.0])
+def test_crps_quantiles_skewed_matches_cdf_integral(y: float) -> None:
+    # independent route: CRPS = integral (F(x) - 1{x >= y})^2 dx, F the CDF of the quantile
+    # function that is linear in z = Phi^-1(tau) between the knots and beyond them
+    probs = np.array([0.05, 0.3, 0.5, 0.9])
+    q = np.array([-1.0, 0.2, 0.5, 3.0])
+    z = stats.norm.ppf(probs)
+    zq = np.concatenate([[z[0] - 50], z, [z[-1] + 50]])
+    slope0, slope1 = (q[1] - q[0]) / (z[1] - z[0]), (q[-1] - q[-2]) / (z[-1] - z[-2])
+    xq = np.concatenate([[q[0] - 50 * slope0], q, [q[-1] + 50 * slope1]])
+
+    def cdf(x: float) -> float:
+        return float(stats.norm.cdf(np.interp(x, xq, zq)))
+
+    left, _ = integrate.quad(lambda x: cdf(x) ** 2, xq[0], y, points=list(q), limit=200)
+    right, _ = integrate.quad(lambda x: (1 - cdf(x)) ** 2, y, xq[-1], points=list(q), limit=200)
+    got = metrics.crps_quantiles(np.array([y]), q[None, :], probs)
+    assert got == pytest.approx(left + right, rel=1e-6)
+
+
+def test_crps_quantiles_point_mass_missing_bounds_and_bad_input() -> None:
+    q = np.full((2, 3), 2.0)  # every quantile equal: a point mass, CRPS = |y - 2|
+    got = metrics.crps_quantiles(np.array([5.0, 1.0]), q, np.array([0.1, 0.5, 0.9]))
+    assert got == pytest.approx(2.0)
+    crossing = np.array([[3.0, 1.0]])  # rearranged, not rejected
+    np.testing.assert_allclose(metrics.crps_quantiles(np.array([0.0]), crossing, [0.1, 0.9]),
+                               metrics.crps_quantiles(np.array([0.0]), crossing[:, ::-1],
+                                                      [0.1, 0.9]))  # fmt: skip
+    iv = {80: (np.array([[0.0, np.nan]]), np.array([[2.0, np.nan]]))}
+    got = metrics.METRICS["crps"](np.array([[1.0, 4.0]]), np.array([[1.0, 1.0]]), intervals=iv)
+    assert got[0] == pytest.approx((metrics.crps_gaussian(np.array([1.0]), np.array([1.0]),
+                                    np.array([1 / stats.norm.ppf(0.9)])) + 3.0) / 2)  # fmt: skip
+    with pytest.raises(DataError, match="k = len"):
+        metrics.crps_quantiles(np.ones(3), np.ones((3, 1)), [0.5])
+    with pytest.raises(DataError, match="strictly increasing"):
+        metrics.crps_quantiles(np.ones(3), np.ones((3, 2)), [0.6, 0.4])
+    with pytest.raises(DataError, match="level must be in"):
+        metrics.interval_quantiles({100: (np.zeros(2), np.ones(2))})
+
+
 def test_skill_score() -> None:
     assert metrics.skill_score(0.75, 1.0) == pytest.approx(0.25)
     assert metrics.skill_score(2.0, 1.0) == pytest.approx(-1.0)
