@@ -188,7 +188,7 @@ class RunConfig:
     target_col: str = "y"
     freq: str | None = None
     h: int | None = None
-    models: tuple[str, ...] = ("ets",)
+    models: tuple[str, ...] = ("ets", "pooled_median")
     methods: tuple[str, ...] = default_methods()
     level: tuple[int, ...] = (80, 95)
     cv_windows: int | None = None

@@ -82,7 +82,7 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     opt("encoding", help="text encoding of a CSV file (default utf-8)")
     opt("fill", choices=("zero",), help="gap policy: 'zero' when a missing row means zero")
     opt("h", type=int, help="forecast horizon (default: one season)")
-    opt("models", help=f"comma-separated, from: {', '.join(MODELS)} (default ets)")
+    opt("models", help=f"comma-separated, from: {', '.join(MODELS)} (default ets,pooled_median)")
     opt("methods", help=f"comma-separated, from: {', '.join(METHODS)}; or all")
     opt("level", help="interval levels, e.g. 80,95")
     opt("intervals", choices=("gaussian", "bootstrap", "none"), help="interval kind (gaussian)")

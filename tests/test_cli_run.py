@@ -170,3 +170,32 @@ def test_malformed_csv_is_one_line_error(tmp_path, capsys) -> None:
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("htsforecast: error:") and err.count("\n") == 1
+
+
+def test_default_models_choose_pooling_on_sparse_radon_counts(tmp_path) -> None:
+    """The default ``--models`` (ets, pooled_median) on a radon subset: CV picks the pooled median.
+
+    Two states of the bundled panel, the last six years (county x floor monthly counts, mostly
+    zeros and ones). AutoETS alone scores about the seasonal-naive scale there; the default job
+    must choose the pooled model because its CV MASE is lower, and land below 1.
+    """
+    from htsforecast.datasets import load_radon_panel
+    from htsforecast.job import run
+
+    assert RunConfig().models == ("ets", "pooled_median")
+    data = load_radon_panel().data
+    sub = data[data["state"].isin(["AZ", "WI"]) & (data["ds"] >= "2019-01-01")]
+    path = tmp_path / "radon_sub.csv"
+    sub.to_csv(path, index=False)
+    cfg = RunConfig(data=str(path), formula="(state / county) * floor", freq="MS", h=12,
+                    methods=("bu",), cv_windows=1, n_jobs=1, out=str(tmp_path / "o"),
+                    plots=False)  # fmt: skip
+    with pytest.warns(RuntimeWarning):  # a few all-zero cells have no finite MASE
+        res = run(cfg, echo=lambda s: None)
+    acc = res.accuracy
+    mase = acc[(acc["level"] == "all") & (acc["metric"] == "mase")]
+    score = mase.set_index(["model", "method"])["value"]
+    assert res.selection["model"] == "pooled_median"
+    assert res.selection["score"] == pytest.approx(score[("pooled_median", "bu")])
+    assert score[("pooled_median", "bu")] < min(score[("ets", "base")], score[("ets", "bu")])
+    assert res.selection["score"] < 1.0
