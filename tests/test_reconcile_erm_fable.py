@@ -115,21 +115,6 @@ def test_mintrace_fable_equals_dense_gls() -> None:
 
 
 # ----------------------------------------------------------------------------- bootstrap
-def test_bootstrap_draws_grow_with_the_base_interval_width() -> None:
-    from htsforecast.reconciliation._arrays import _bootstrap_paths
-
-    prob, yhat = _problem(seed=11)
-    sigma = np.sqrt(np.arange(1, 5))[None, :] * np.linspace(1, 2, 9)[:, None]  # σ_h = σ √h
-    paths = _bootstrap_paths(prob, yhat, 50, 3, "m", sigma)
-    idx = np.random.default_rng(3).integers(0, prob.residuals.shape[1], size=(4, 50))
-    for j in range(4):
-        np.testing.assert_allclose(
-            paths[:, j] - yhat[:, j, None], prob.residuals[:, idx[j]] * np.sqrt(j + 1)
-        )
-    flat = _bootstrap_paths(prob, yhat, 50, 3, "m", None)  # no base intervals: unscaled
-    np.testing.assert_allclose(flat[:, 3] - yhat[:, 3, None], prob.residuals[:, idx[3]])
-
-
 def test_bootstrap_bounds_are_not_widened_without_nonnegative() -> None:
     import pandas as pd
 

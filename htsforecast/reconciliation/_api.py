@@ -117,7 +117,8 @@ def reconcile(
         ``"gaussian"``: reconciled variances diag(S P W_h P' S') with W_h = D_σ R D_σ (σ from the
         base intervals, R the correlation of the method's W). ``"bootstrap"``: base sample paths
         ŷ + in-sample residuals drawn at the same time indices for every node (keeps the
-        cross-series correlation, Panagiotelis et al. 2023), each path reconciled, quantiles
+        cross-series correlation, Panagiotelis et al. 2023), scaled per node and step to the
+        base intervals' h-step sd (non-decreasing in h), each path reconciled, quantiles
         reported. ``"samples"``: reconcile the model's own predictive samples (Prophet).
     n_samples, seed : int
         Number of bootstrap paths and the seed (reproducible).

@@ -168,12 +168,16 @@ def problem_of(hier: Hierarchy) -> Problem:
 
 # ----------------------------------------------------------------------------- intervals
 def _base_sigma(base: BaseArrays, node_ids: list[str]) -> np.ndarray | None:
-    """Base standard deviations implied by the narrowest base interval (Gaussian)."""
+    """Base standard deviations (n, h) implied by the base intervals (Gaussian).
+
+    Every level's half-width ``w_L`` is ``z_L σ`` for a Gaussian; ``σ`` is the least-squares fit
+    over the levels, ``Σ w_L z_L / Σ z_L²``: exactly the Gaussian's ``σ`` when the intervals are
+    Gaussian, and dominated by the wide levels when they are not (e.g. conformal intervals from
+    a few windows, whose narrow levels are one or two small errors).
+    """
     if not base.bounds:
         return None
-    lv = min(base.bounds)
-    lo, hi = base.bounds[lv]
-    sigma = (hi - lo) / (2 * norm.ppf(0.5 + lv / 200))
+    sigma = _interval_sigma(base.bounds)
     if not np.isfinite(sigma).all():
         rows = np.unique(np.nonzero(~np.isfinite(sigma))[0])
         raise DataError(
@@ -182,6 +186,16 @@ def _base_sigma(base: BaseArrays, node_ids: list[str]) -> np.ndarray | None:
             "fallback); use intervals='bootstrap' or intervals=None."
         )
     return sigma
+
+
+def _interval_sigma(bounds: Bounds) -> np.ndarray:
+    """The least-squares Gaussian ``σ`` of interval bounds (see :func:`_base_sigma`); NaN where
+    a bound is missing."""
+    num, den = 0.0, 0.0
+    for lv, (lo, hi) in bounds.items():
+        z = norm.ppf(0.5 + lv / 200)
+        num, den = num + z * (hi - lo) / 2, den + z * z
+    return np.asarray(num / den, dtype=float)
 
 
 def _interval_bounds(
@@ -215,11 +229,8 @@ def _interval_bounds(
                 lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
             out[lv] = (lo, hi)
         return out, None
-    if intervals == "bootstrap":
-        try:  # the base intervals' growth with the horizon, when every node has them
-            sigma = _base_sigma(base, hier.node_ids)
-        except DataError:
-            sigma = None
+    if intervals == "bootstrap":  # the base intervals' h-step spread, where a node has them
+        sigma = _interval_sigma(base.bounds) if base.bounds else None
         paths = _bootstrap_paths(problem, base.yhat, n_samples, seed, base.model, sigma)
     elif intervals == "samples":
         if base.samples is None:
@@ -252,10 +263,14 @@ def _bootstrap_paths(
 ) -> np.ndarray:
     """``ŷ + e`` with in-sample residual vectors ``e`` drawn at the same time index for every node.
 
-    Horizon-aware: the draw for step ``j`` is scaled, per node, by ``σ_j / σ_1``, the growth of
-    the base model's own interval width (``sigma``, (n, h), from the base intervals), so the
-    paths widen with the horizon as the model's h-step errors do while keeping the empirical
-    cross-series dependence of the residuals. Without base intervals the draws are unscaled.
+    Horizon-aware (see :func:`draw_scale`): the draws of node ``i`` at step ``j`` are the node's
+    residuals standardised by their root mean square and multiplied by ``σ_ij``, the base
+    forecast's own h-step standard deviation (``sigma``, (n, h), from the base intervals) made
+    non-decreasing in ``j``. The paths thus have the base model's spread at every step, whatever
+    the model (combinations, per-node selections, LightGBM whose in-sample residuals are far
+    smaller than its out-of-sample errors), while keeping the empirical cross-series dependence
+    and shape of the residuals (Panagiotelis et al. 2023). Nodes without base intervals (or
+    without ``sigma``) keep their residuals unscaled. Step ``j`` draws its own time indices.
     """
     if problem.residuals is None:
         raise ReconciliationError(f"bootstrap intervals need in-sample residuals of {model!r}.")
@@ -268,10 +283,50 @@ def _bootstrap_paths(
     idx = rng.integers(0, R.shape[1], size=(h, n_samples))  # same time index for every node
     draws = R[:, idx]
     if sigma is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            growth = sigma / sigma[:, :1]
-        draws = draws * np.where(np.isfinite(growth), growth, 1.0)[:, :, None]
+        draws *= draw_scale(sigma, R)[:, :, None]
     return yhat[:, :, None] + draws
+
+
+def draw_scale(sigma: np.ndarray, residuals: np.ndarray) -> np.ndarray:
+    """Per node and step, the factor that turns residual draws into h-step errors, (n, h).
+
+    ``σ̃_ij / rms(e_i)``, with ``rms(e_i)`` the root mean square of the node's residuals
+    (uncentred, as they are drawn) and ``σ̃_i·`` the least-squares fit to the base ``σ_i·`` that
+    is non-decreasing along the horizon and at least ``rms(e_i)``: the isotonic regression,
+    then floored (Barlow et al. 1972: a bounded isotonic fit is the clipped unbounded one).
+    Why: the h-step error variance of a causal model never shrinks with ``h``
+    (``σ² Σ_{k<h} ψ_k²``), nor is an out-of-sample error smaller than the in-sample fit says;
+    base intervals estimated from a few windows (conformal, LightGBM) are noisy step by step.
+    So the draws have standard deviation ``σ̃_ij``, the factors are >= 1, and the width ratio of
+    step ``j`` to step 1 is ``σ̃_ij / σ̃_i1 >= 1``. A node whose ``σ`` is not finite at every
+    step, or whose residuals are all zero, gets factor 1 (unscaled draws).
+    """
+    rms = np.sqrt(np.mean(residuals**2, axis=1))
+    ok = np.isfinite(sigma).all(axis=1) & (rms > 0)
+    out = np.ones(sigma.shape)
+    if ok.any():
+        tilde = np.maximum(_isotonic_rows(sigma[ok]), rms[ok, None])
+        out[ok] = tilde / rms[ok, None]
+    return out
+
+
+def _isotonic_rows(x: np.ndarray) -> np.ndarray:
+    """Least-squares non-decreasing fit of every row (pool adjacent violators, equal weights)."""
+    out = x.copy()
+    for r in np.flatnonzero((np.diff(x, axis=1) < 0).any(axis=1)):  # rows that need it
+        vals: list[float] = []
+        sizes: list[int] = []
+        for value in x[r]:
+            vals.append(float(value))
+            sizes.append(1)
+            while len(vals) > 1 and vals[-2] > vals[-1]:
+                n = sizes[-2] + sizes[-1]
+                vals[-2] = (vals[-2] * sizes[-2] + vals[-1] * sizes[-1]) / n
+                sizes[-2] = n
+                vals.pop()
+                sizes.pop()
+        out[r] = np.repeat(vals, sizes)
+    return out
 
 
 def count_negatives(x: np.ndarray, rtol: float = 1e-10) -> int:
