@@ -193,7 +193,10 @@ def choose_pipeline(
     window compete. With one window the lowest score wins. With two or more, a one-standard-error
     rule (Breiman et al. 1984; Hastie, Tibshirani & Friedman 2009, §7.10) guards against crowning
     a pipeline that won by luck: the candidates are the pipelines whose mean excess over the best
-    is within one standard error of that excess across windows, and among them the reconciliation
+    is within one standard error of that excess across windows (not significantly worse,
+    window by window) *and* within one standard error of the best pipeline's own mean (Breiman's
+    rule: within the noise of the best estimate; without it a pipeline whose scores swing from
+    window to window would pass however much worse its mean), and among them the reconciliation
     method earliest in :data:`METHOD_PREFERENCE` is taken (then the lowest mean); when none of the
     candidates is in that list, the best mean wins.
     """
@@ -234,7 +237,10 @@ def choose_pipeline(
         from htsforecast.models._backtest import within_one_se
 
         excess = wide.sub(wide.loc[best], axis=1).loc[mean.index]
-        close = list(mean.index[within_one_se(excess.to_numpy(dtype=float))])
+        k = wide.shape[1]
+        se_best = float(np.std(wide.loc[best].to_numpy(dtype=float), ddof=1)) / np.sqrt(k)
+        paired = within_one_se(excess.to_numpy(dtype=float))
+        close = list(mean.index[paired & (mean - mean[best] <= se_best).to_numpy()])
         preferred = [p for p in close if p[1] in METHOD_PREFERENCE]
         if preferred:
             chosen = min(preferred, key=lambda p: (METHOD_PREFERENCE.index(p[1]), mean[p]))

@@ -128,6 +128,14 @@ def test_choose_pipeline_one_standard_error_rule_by_hand() -> None:
     far = {("ets", "ols"): [1.0, 1.2, 0.8], ("ets", "mint_shrink"): [1.05, 1.25, 0.85]}
     out = choose_pipeline(_by_window(far), "mase")
     assert out["method"] == "ols" and out["rule"] == "lowest mean score (no close rival)"
+    # a noisy rival passes the paired test (excess 0.3, -0.26, 0.31: mean 0.117 <= se 0.189) but
+    # its mean is far beyond the best's own standard error (0.006): the best stays
+    noisy = {("ets", "bu"): [1.0, 1.01, 0.99], ("ets", "ols"): [1.3, 0.75, 1.3]}
+    d = np.array([0.3, -0.26, 0.31])
+    assert d.mean() <= d.std(ddof=1) / np.sqrt(3)  # paired: within one SE
+    assert d.mean() > np.std([1.0, 1.01, 0.99], ddof=1) / np.sqrt(3)  # beyond the best's SE
+    out = choose_pipeline(_by_window(noisy), "mase")
+    assert out["method"] == "bu" and out["rule"] == "lowest mean score (no close rival)"
     # close rivals outside the preference list never displace the best
     other = {("ets", "td_fp"): [1.0, 1.2, 0.8], ("ets", "erm"): [1.1, 1.1, 0.9]}
     assert choose_pipeline(_by_window(other), "mase")["method"] == "td_fp"
