@@ -354,12 +354,14 @@ def test_linear_basis_reproduces_every_column_entrywise() -> None:
     formula=st.sampled_from(FORMULAS),
     rank=st.sampled_from([0, 3, 12]),
     max_block=st.sampled_from([1, 2, 64]),
+    chunk=st.sampled_from([1, 5, 4096]),
 )
 def test_non_proportional_horizons_equal_dense(
-    seed: int, formula: str, rank: int, max_block: int
+    seed: int, formula: str, rank: int, max_block: int, chunk: int
 ) -> None:
     """ETS-like (affine in h, shared diagonal work), random and proportional horizons in one
-    call, through a reused border factor: each horizon equals the dense ``S P W_h P' S'``."""
+    call, through a reused border factor and the point solver's reused low-rank update, rows
+    evaluated in chunks of every size: each horizon equals the dense ``S P W_h P' S'``."""
     rng = np.random.default_rng(seed)
     S = random_hierarchy(rng, formula).S
     n, m = S.shape
@@ -369,8 +371,30 @@ def test_non_proportional_horizons_equal_dense(
         [base * (1 + growth * h) for h in range(4)] + [rng.uniform(0.2, 2.0, n), 3.0 * base]
     )
     factor = BorderFactor(S[: n - m], W.d[: n - m], W.d[n - m :], max_block)
-    got = mint_variance(S, W, sigma2, factor=factor)
+    woodbury = ConstraintSolver(S, W).woodbury()
+    assert (woodbury is None) == (rank == 0)
+    got = mint_variance(S, W, sigma2, factor=factor, woodbury=woodbury, chunk=chunk)
     Sd, Wd = S.toarray(), dense(W)
     for h in range(sigma2.shape[1]):
         ref = dense_variance(Sd, Wd, dense(corr_scaled(W, np.sqrt(sigma2[:, h]))))
         np.testing.assert_allclose(got[:, h], ref, rtol=1e-8, atol=1e-12 * ref.max())
+
+
+def test_singular_gram_and_zero_horizons_equal_dense() -> None:
+    """Base variances on a few nodes only: ``Y' E Y`` is singular (no Cholesky factor; the
+    plain quadratic form is used) and an all-zero horizon is skipped; both equal dense."""
+    rng = np.random.default_rng(12)
+    S = random_hierarchy(rng, "(a / b) * (c / d)").S
+    n, m = S.shape
+    W = LowRankW(rng.uniform(0.5, 2.0, n), 0.5 * rng.normal(size=(n, 3)))
+    op = MinTraceVariance(S, W, max_block=1, chunk=4)
+    assert op.Y.shape[1] > 2
+    E = np.zeros((n, 3))
+    E[[0, n - 1], 0] = [1.5, 0.7]  # rank 2 < ρ
+    E[:, 2] = rng.uniform(0.5, 2.0, n)
+    got = op.variances(E, [None, None, None])
+    Sd, Wd = S.toarray(), dense(W)
+    for k in range(3):
+        ref = dense_variance(Sd, Wd, np.diag(E[:, k]))
+        np.testing.assert_allclose(got[:, k], ref, rtol=1e-8, atol=1e-12 * max(ref.max(), 1.0))
+    assert np.all(got[:, 1] == 0)

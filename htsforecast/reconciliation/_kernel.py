@@ -164,6 +164,15 @@ class ConstraintSolver:
         K0 = (sp.diags(da) + self.A @ sp.diags(db) @ self.A.T).tocsc()
         return _sparse_spd_solver(K0, dense=how == "dense")
 
+    def woodbury(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(V, K0⁻¹ V, Lm)`` of the low-rank update ``C W C' = K0 + V V'`` (``V = C U``,
+        ``Lm`` the lower Cholesky factor of ``I + V' K0⁻¹ V``), or None without one. The
+        interval variances reuse them instead of solving again."""
+        if self._lowrank is None:
+            return None
+        V, KV, (c, lower) = self._lowrank
+        return V, KV, np.tril(c) if lower else np.triu(c).T
+
     def solve(self, r: np.ndarray) -> np.ndarray:
         """``(C W C')^{-1} r`` for r of shape (n_a, k)."""
         z = self._solve0(r)

@@ -442,7 +442,7 @@ class MinTrace:
             return np.maximum(b, 0.0)  # sample paths: clip (documented)
 
         def variance(sigma2: np.ndarray) -> np.ndarray:
-            return mint_variance(problem.S, W, sigma2, solver.factor)
+            return mint_variance(problem.S, W, sigma2, solver.factor, solver.woodbury())
 
         return Fitted(bottom, variance, W=W, info=info)
 

@@ -109,6 +109,10 @@ class MinTraceVariance:
         Largest block of non-border aggregates.
     factor : BorderFactor, optional
         The point solver's border factorisation of ``K0`` for this ``W`` (reused as it is).
+    woodbury : tuple (V, K0⁻¹ V, Lm), optional
+        The point solver's low-rank update (:meth:`ConstraintSolver.woodbury`), reused.
+    chunk : int
+        Rows evaluated together in the dense per-horizon products (bounds the temporaries).
     """
 
     def __init__(
@@ -117,19 +121,22 @@ class MinTraceVariance:
         W: LowRankW,
         max_block: int = MAX_BLOCK,
         factor: BorderFactor | None = None,
+        woodbury: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        chunk: int = 4096,
     ) -> None:
         S = sp.csr_matrix(S)
         self.n, m = S.shape
         self.na = self.n - m
         self.A = S[: self.na]
+        self.At = self.A.T.tocsr()  # bottoms x aggregates: C' z = [z; -A' z]
         self.d = W.d
-        self.Ct = sp.vstack([sp.identity(self.na, format="csr"), -self.A.T]).tocsr()
+        self.chunk = max(1, chunk)
         labels = np.full(self.n, -1)  # block of every node (aggregates and their bottoms)
         if np.all(W.d > 0):
             if factor is None:
                 factor = BorderFactor(self.A, W.d[: self.na], W.d[self.na :], max_block)
             Bd = factor.Bd
-            self._sparse_border(factor, W)
+            self._sparse_border(factor, W, woodbury)
             labels[: self.na] = factor.labels
             AL = self.A[factor.leaf].tocoo()
             labels[self.na + AL.col] = factor.labels[factor.leaf][AL.row]
@@ -137,9 +144,10 @@ class MinTraceVariance:
             Bd = sp.csr_matrix((self.na, self.na))
             self._dense(W)
         # Msp = I - D N with N = C' Bd C (n x n, block diagonal); Q = C' Bd
-        Q = (self.Ct @ Bd).tocsr()
+        Ct = sp.vstack([sp.identity(self.na, format="csr"), -self.At]).tocsr()
+        Q = (Ct @ Bd).tocsr()
         self.DQ = (sp.diags(self.d) @ Q).tocsr()  # D C' Bd: Msp = I - DQ C
-        N = (Q @ self.Ct.T).tocsr()
+        N = (Q @ Ct.T).tocsr()
         self.t1 = N.diagonal()
         self.N2, self.Gamma = self._block_terms(N, labels)
         self.xy = np.einsum("ij,ij->i", self.X, self.Y)
@@ -148,21 +156,30 @@ class MinTraceVariance:
         """``C @ x`` (aggregates minus the sums of their bottoms)."""
         return x[: self.na] - self.A @ x[self.na :]
 
-    def _sparse_border(self, factor: BorderFactor, W: LowRankW) -> None:
+    def Ct(self, z: np.ndarray) -> np.ndarray:
+        """``C' @ z`` = ``[z; -A' z]``, shape (n, k)."""
+        out = np.empty((self.n, z.shape[1]))
+        out[: self.na] = z
+        np.negative(self.At @ z, out=out[self.na :])
+        return out
+
+    def _sparse_border(self, factor: BorderFactor, W: LowRankW, woodbury: tuple | None) -> None:
         """``K⁻¹ = Bd + Φ1 Φ1' - Φ2 Φ2'`` (border Schur complement, then Woodbury)."""
-        Phi = [factor.phi()]
-        nb = Phi[0].shape[1]
+        Phi = factor.phi()
+        nb = Phi.shape[1]
         if W.U is not None:
-            V = self.C(W.U)
-            Z = factor.Bd @ V + Phi[0] @ (Phi[0].T @ V)  # K0⁻¹ V
-            Lm = cholesky(np.eye(V.shape[1]) + V.T @ Z, "the low-rank update of C W C'")
-            Phi.append(sla.solve_triangular(Lm, Z.T, lower=True).T)  # Z Lm⁻ᵀ
-        self.Phi = np.hstack(Phi)
-        self.Y = self.Ct @ self.Phi
-        self.X = self.d[:, None] * self.Y
+            if woodbury is None:
+                V = self.C(W.U)
+                Z = factor.Bd @ V + Phi @ (Phi.T @ V)  # K0⁻¹ V
+                Lm = cholesky(np.eye(V.shape[1]) + V.T @ Z, "the low-rank update of C W C'")
+            else:
+                _, Z, Lm = woodbury
+            Phi = np.hstack([Phi, _right_solve(Z, Lm)])  # Φ2 = Z Lm⁻ᵀ
+        self.Phi = Phi
+        self.Y = self.Ct(Phi)
+        self.X = np.multiply(self.d[:, None], self.Y)
         if W.U is not None:  # X2 = U Lm⁻ᵀ - D Y2
-            self.X[:, nb:] *= -1.0
-            self.X[:, nb:] += sla.solve_triangular(Lm, W.U.T, lower=True).T
+            self.X[:, nb:] = _right_solve(W.U, Lm) - self.X[:, nb:]
 
     def _dense(self, W: LowRankW) -> None:
         """All aggregates on the border: ``K = C W C'`` dense (pure low-rank ``W``)."""
@@ -172,7 +189,7 @@ class MinTraceVariance:
             K += V @ V.T
         Lk = cholesky(K, "C W C'")
         self.Phi = sla.solve_triangular(Lk, np.eye(self.na), lower=True).T  # K⁻¹ = Φ Φ'
-        self.Y = self.Ct @ self.Phi
+        self.Y = self.Ct(self.Phi)
         self.X = self.d[:, None] * self.Y
         if W.U is not None:
             self.X += W.U @ (V.T @ self.Phi)
@@ -193,16 +210,20 @@ class MinTraceVariance:
                 gammas.append(Nb * XY)
         return from_blocks(groups, squares, self.n), from_blocks(groups, gammas, self.n)
 
-    def _quad_e(self, E: np.ndarray) -> np.ndarray:
-        """``diag(X (Y' E_k Y) X')`` for every column of ``E``: linear in ``e``, so computed
-        for a basis of the columns only (:func:`linear_basis`) and combined."""
-        basis, coef = linear_basis(E)
-        Ys, q = np.empty_like(self.Y), np.zeros((self.n, len(basis)))
-        for j, k in enumerate(basis):
-            if np.any(E[:, k]):
-                np.multiply(np.sqrt(E[:, k])[:, None], self.Y, out=Ys)
-                q[:, j] = _quad_rows(self.X, _gram(Ys))
-        return q @ coef
+    def _rows(self) -> Iterable[slice]:
+        return (slice(lo, min(lo + self.chunk, self.n)) for lo in range(0, self.n, self.chunk))
+
+    def _gram_e(self, e: np.ndarray) -> np.ndarray:
+        """``Y' diag(e) Y`` (ρ x ρ), by BLAS syrk over chunks of rows."""
+        rho = self.Y.shape[1]
+        G = np.zeros((rho, rho), order="F")
+        if rho == 0:
+            return G
+        root = np.sqrt(e)
+        for rows in self._rows():
+            Ys = root[rows, None] * self.Y[rows]
+            G = sla.blas.dsyrk(1.0, Ys.T, beta=1.0, c=G, overwrite_c=1)
+        return np.triu(G) + np.triu(G, 1).T
 
     def diag(self, e: np.ndarray, Uh: np.ndarray | None) -> np.ndarray:
         """``diag(M W_h M')`` for ``W_h = diag(e) + Uh Uh'``, shape (n,)."""
@@ -212,21 +233,30 @@ class MinTraceVariance:
         """``diag(M W_k M')`` for ``W_k = diag(E[:, k]) + U_k U_k'``, shape (n, k).
 
         ``diag(M E M') = (M ∘ M) e`` is split by ``M = Msp - X Y'``: the block-sparse terms of
-        all horizons are one sparse product each; ``diag(X (Y' E Y) X')`` costs ``n ρ²`` per
-        horizon; ``|M U_k|²`` by rows needs ``M U_k = Msp U_k - X (Φ' C U_k)``.
+        all horizons are one sparse product each; ``diag(X (Y' E Y) X')`` costs ``2 n ρ²`` for
+        each column of a basis of ``E`` (:func:`linear_basis`); ``|M U_k|²`` by rows needs
+        ``M U_k = Msp U_k - X (Φ' C U_k)``. The dense products run over chunks of rows.
         """
         d = self.d[:, None]
         out = E * (1.0 - 2.0 * d * self.t1[:, None] - 2.0 * self.xy[:, None])
         out += d**2 * (self.N2 @ E) + 2.0 * d * (self.Gamma @ E)
-        out += self._quad_e(E)
-        F = None
+        basis, coef = linear_basis(E)
+        factors = [_psd_factor(self._gram_e(E[:, k])) if np.any(E[:, k]) else None for k in basis]
+        q = np.zeros((self.n, len(basis)))
+        for rows in self._rows():
+            for j, L in enumerate(factors):
+                if L is not None:
+                    q[rows, j] = _quad_rows(self.X[rows], L)
+        out += q @ coef
         for k, Uh in enumerate(Uhs):
             if Uh is not None:
                 V = self.C(Uh)
-                F = np.matmul(self.X, self.Phi.T @ V, out=F)
-                F += self.DQ @ V
-                F -= Uh  # -(M U_h) = X Φ' C U_h + D N U_h - U_h
-                out[:, k] += np.einsum("ij,ij->i", F, F)
+                Z, DQV = self.Phi.T @ V, self.DQ @ V
+                for rows in self._rows():  # -(M U_h) = X Φ' C U_h + D N U_h - U_h
+                    F = self.X[rows] @ Z
+                    F += DQV[rows]
+                    F -= Uh[rows]
+                    out[rows, k] += np.einsum("ij,ij->i", F, F)
         return out
 
 
@@ -252,41 +282,56 @@ def linear_basis(Z: np.ndarray, rtol: float = 1e-12) -> tuple[np.ndarray, np.nda
     return np.arange(g), np.eye(g)
 
 
-def _gram(Y: np.ndarray) -> np.ndarray:
-    """``Y' Y`` through BLAS syrk (half the flops of a product)."""
-    if Y.shape[1] == 0:
-        return np.zeros((0, 0))
-    upper = sla.blas.dsyrk(1.0, np.asfortranarray(Y.T) if not Y.T.flags.f_contiguous else Y.T)
-    return np.triu(upper) + np.triu(upper, 1).T
+def _right_solve(B: np.ndarray, L: np.ndarray) -> np.ndarray:
+    """``B L⁻ᵀ`` for a lower triangular ``L`` (BLAS trsm from the right, no transposes)."""
+    if L.shape[0] == 0:
+        return np.zeros(B.shape)
+    return sla.blas.dtrsm(1.0, L, B, side=1, lower=1, trans_a=1)
 
 
-def _quad_rows(X: np.ndarray, G: np.ndarray) -> np.ndarray:
-    """``diag(X G X')`` for a symmetric positive semi-definite ``G``: ``|L' x_i|²`` with the
-    Cholesky factor ``G = L L'`` (triangular product), or ``x_i' G x_i`` if ``G`` is singular."""
+def _psd_factor(G: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(L, True)`` with ``G = L L'`` (Cholesky), or ``(G, False)`` if ``G`` is singular."""
     if G.shape[0] == 0:
-        return np.zeros(X.shape[0])
+        return G, True
     try:
-        L = sla.cholesky(G, lower=True)
+        return sla.cholesky(G, lower=True), True
     except np.linalg.LinAlgError:
-        return np.einsum("ij,ij->i", X @ G, X)
-    XL = sla.blas.dtrmm(1.0, L, X.T, lower=1, trans_a=1)  # (X L)' = L' X', shape (ρ, n)
+        return G, False
+
+
+def _quad_rows(X: np.ndarray, factor: tuple[np.ndarray, bool]) -> np.ndarray:
+    """``diag(X G X')`` for a symmetric positive semi-definite ``G`` given by
+    :func:`_psd_factor`: ``|L' x_i|²`` (triangular product), or ``x_i' G x_i`` if singular."""
+    L, is_cholesky = factor
+    if L.shape[0] == 0:
+        return np.zeros(X.shape[0])
+    if not is_cholesky:
+        return np.einsum("ij,ij->i", X @ L, X)
+    XL = sla.blas.dtrmm(1.0, L, X.T, lower=1, trans_a=1)  # (X L)' = L' X', shape (ρ, rows)
     return np.einsum("ij,ij->j", XL, XL)
 
 
 def mint_variance(
-    S: sp.spmatrix, W: LowRankW, sigma2: np.ndarray, factor: BorderFactor | None = None
+    S: sp.spmatrix,
+    W: LowRankW,
+    sigma2: np.ndarray,
+    factor: BorderFactor | None = None,
+    woodbury: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    chunk: int = 4096,
 ) -> np.ndarray:
     """Reconciled variances (n, h) of MinTrace with covariance ``W`` from base variances (n, h).
 
     ``W_h = D_s W D_s``, ``s = σ_h / sqrt(diag W)`` (see :func:`corr_scaled`); horizons with
     proportional base variances are computed once (:func:`proportional_groups`), the others
     together (:meth:`MinTraceVariance.variances`). ``factor``: the point solver's
-    :class:`BorderFactor` of ``K0`` for this ``W``, reused.
+    :class:`BorderFactor` of ``K0`` for this ``W``, and ``woodbury`` its low-rank update
+    (:meth:`~htsforecast.reconciliation._kernel.ConstraintSolver.woodbury`), reused;
+    ``chunk``: rows per dense product (:class:`MinTraceVariance`).
     """
-    op = MinTraceVariance(S, W, factor=factor)
+    op = MinTraceVariance(S, W, factor=factor, woodbury=woodbury, chunk=chunk)
     groups = proportional_groups(sigma2)
     scale = np.sqrt(sigma2[:, [ref for ref, _ in groups]] / W.diag()[:, None])
-    U, buf = W.U, None if W.U is None else np.empty_like(W.U)
+    U, buf = W.U, None if W.U is None else np.empty(W.U.shape)  # C order: row slices
     Uhs = (
         None if U is None else np.multiply(scale[:, k, None], U, out=buf)
         for k in range(len(groups))
