@@ -174,7 +174,8 @@ def bench(items: int, plain: bool, workdir: Path) -> dict:
 
 
 def render(rows: list[dict]) -> str:
-    head = ["nodes", "bottom", "wall (s)", "wall, profiled (s)", "peak RSS (GB)", *STAGES]
+    head = ["nodes", "bottom", "wall (s)", "wall, profiled (s)", "peak RSS (GB)", *STAGES,
+            "intervals / points (profiled s)"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         if "error" in r:
@@ -185,7 +186,9 @@ def render(rows: list[dict]) -> str:
         rss = max(r["rss"], plain.get("rss", 0)) / 1e9
         shares = [f"{100 * r['stages'].get(s, 0.0) / r['wall']:.0f} %" for s in STAGES]
         cells = [f"{r['nodes']:,}", f"{10 * r['items']:,}", wall, f"{r['wall']:.0f}"]
-        lines.append("| " + " | ".join([*cells, f"{rss:.2f}", *shares]) + " |")
+        ivs, pts = r["stages"].get("reconcile intervals", 0.0), r["stages"]["reconcile points"]
+        ratio = f"{ivs / pts:.2f}× ({ivs:.1f} / {pts:.1f} s)"
+        lines.append("| " + " | ".join([*cells, f"{rss:.2f}", *shares, ratio]) + " |")
     return "\n".join(lines)
 
 

@@ -9,7 +9,8 @@ the structure of a hierarchy is used instead:
    (total, states, ...) form a small *border* ``B``; the rest of ``K0 = D_a + A D_b A'`` falls
    apart into small blocks that share no bottoms, and ``K0⁻¹ = Bd + Φ1 Φ1'`` exactly, ``Bd`` the
    block inverse, ``Φ1 Φ1'`` the inverse Schur complement of the border (rank ``|B|``).
-2. **Woodbury** for ``K = K0 + V V'`` (``V = C U``) adds ``- Φ2 Φ2'`` (rank ``r``).
+2. **Woodbury** for ``K = K0 + V V'`` (``V = C U``) adds ``- Φ2 Φ2'`` (rank ``r``); ``V``,
+   ``K0⁻¹ V`` and the Cholesky factor of ``I + V' K0⁻¹ V`` are the point solver's, reused.
 3. Together ``M = Msp - X Y'`` where ``Msp = I - D N``, ``N = C' Bd C`` block diagonal, and
    ``Y = C' Φ``, ``X`` are ``n x ρ`` with ``ρ = |B| + r`` (built once per fit).
 4. Per horizon, ``W_h = E_h + U_h U_h'``:
@@ -18,7 +19,8 @@ the structure of a hierarchy is used instead:
    horizons as one product; the last is one ``n x ρ`` syrk and one triangular product. The
    low-rank part is ``|M U_h|²`` by rows, ``M U_h = Msp U_h - X (Φ' C U_h)``.
 
-Cost per horizon ``O(nnz + n ρ²)`` instead of ``O(n²)``; every step is an exact identity (no
+Cost per horizon ``O(nnz + n ρ²)`` instead of ``O(n²)``; the dense products run over chunks of
+rows (no ``n x ρ`` temporaries beyond ``X`` and ``Y``); every step is an exact identity (no
 sampling, no truncation), so the result equals the dense computation to rounding. Horizons
 whose base variances are proportional are computed once.
 
