@@ -399,3 +399,39 @@ def test_window_scales_are_the_metrics_scale_of_each_training_cut() -> None:
                 assert got[row, k] == pytest.approx(want)
         short = [i for i in range(p.n_series) if i not in np.concatenate([w.rows for w in wins])]
         assert all((got[i] == 1.0).all() for i in short)
+
+
+def test_selected_memoises_statsforecast_fits_per_series() -> None:
+    from statsforecast.models import AutoETS
+
+    from htsforecast.models import StatsForecastModel
+    from htsforecast.models._backtest import fit_output
+
+    p = _panel(_frame(3, 24))
+    ets = StatsForecastModel(AutoETS(season_length=4))
+    given: list[list[str]] = []
+    inner = ets.fit_predict
+
+    def spy(panel, h, level, executor):
+        given.append(list(panel.ids))
+        return inner(panel, h, level, executor)
+
+    ets.fit_predict = spy  # type: ignore[method-assign]  # still a StatsForecastModel
+    sel = Selected({"ets": ets}, n_windows=1, season_length=4)
+    cache = sel._cache
+    ok, full = cache.fit(ets, p, 4, (80,), EX)
+    assert given == [["s0", "s1", "s2"]] and ok.all()
+    ok2, part = cache.fit(ets, p.subset([2, 0]), 4, (80,), EX)  # another sub-panel, same series
+    assert len(given) == 1  # nothing refitted
+    ref = fit_output(StatsForecastModel(AutoETS(season_length=4)), p.subset([2, 0]), 4, (80,), EX)
+    np.testing.assert_array_equal(part.mean, ref[1].mean)  # exactly a fresh fit of that panel
+    np.testing.assert_array_equal(part.fitted, ref[1].fitted)
+    np.testing.assert_array_equal(part.hi[80], ref[1].hi[80])
+    grown = _panel(_frame(4, 24))  # one new series: only it is fitted
+    cache.fit(ets, grown, 4, (80,), EX)
+    assert given[1:] == [["s3"]]
+    cache.fit(ets, grown, 4, (95,), EX)  # another level is another fit
+    assert len(given) == 3
+    cache.max_values = 1  # the oldest entries go; the newest always stays
+    cache.fit(ets, p.subset([0]), 4, (50,), EX)
+    assert len(cache._store) == 1

@@ -45,20 +45,31 @@ def zero_share(panel: Panel) -> np.ndarray:
 
 
 class _FitCache:
-    """Memoise ``fit_output`` per (model, panel contents, h, level), so a combination and its
-    members, or a member shared by two candidates, are fitted once.
+    """Memoise ``fit_output`` so that a combination and its members, a member shared by two
+    candidates, and consecutive calls on overlapping data fit each model once per data.
 
-    It lives on the :class:`Selected` instance, so consecutive calls reuse fits of identical
-    data: in a cross-validation fold ending ``h`` steps before the end, the fold's final fit and
-    its later backtest origin are the next call's earlier origins. Keys hash the data exactly,
-    so a reused fit is the fit of the same numbers; the oldest entries are dropped beyond
-    ``max_entries``.
+    It lives on the :class:`Selected` instance. In a cross-validation fold ending ``h`` steps
+    before the end, the fold's final fit and its later backtest origins are the next call's
+    earlier origins; in the job's outer windows, the same training cuts recur (tourism: 16
+    cuts, 8 distinct). Keys hash the data exactly, so a reused fit is the fit of the same
+    numbers:
+
+    * models fitted one series at a time (:func:`_is_local`: statsforecast models, the
+      intermittent ones) are memoised **per series** (model, series dates and values, h,
+      level): a series whose group changes between calls (intermittent or regular by its
+      share of zeros) or which is fitted in another sub-panel is not refitted; only the
+      series not yet seen are fitted, in one batch;
+    * other models (global ones such as LightGBM learn from every series given) per panel.
+
+    The oldest entries are dropped beyond ``max_values`` stored numbers.
     """
 
-    max_entries = 96
+    max_values = 30_000_000
 
     def __init__(self) -> None:
-        self._store: dict[tuple, tuple[Any, tuple[np.ndarray, ModelOutput]]] = {}
+        self._store: dict[tuple, Any] = {}
+        self._size: dict[tuple, int] = {}
+        self._total = 0
 
     def fit(
         self, model: Forecaster, panel: Panel, h: int, level: tuple, executor: Executor
@@ -66,15 +77,67 @@ class _FitCache:
         if isinstance(model, Combination):
             out = model.fit_with(panel, h, level, executor, self.fit)
             return ~np.isin(np.arange(panel.n_series), list(out.failures)), out
-        digest = hashlib.blake2b(digest_size=16)
-        for arr in (panel.indptr, panel.ds.view(np.int64), panel.y):
-            digest.update(np.ascontiguousarray(arr).tobytes())
-        key = (id(model), digest.hexdigest(), h, tuple(level))
+        if _is_local(model, panel):
+            return self._fit_series(model, panel, h, level, executor)
+        key = (id(model), _digest(panel.indptr, panel.ds, panel.y), h, tuple(level))
         if key not in self._store:  # the model is kept alive with its result: ids stay unique
-            self._store[key] = (model, fit_output(model, panel, h, level, executor))
-            while len(self._store) > self.max_entries:
-                self._store.pop(next(iter(self._store)))
+            ok, out = fit_output(model, panel, h, level, executor)
+            self._put(key, (model, (ok, out)), out.mean.size + out.fitted.size)
         return self._store[key][1]
+
+    def _fit_series(
+        self, model: Forecaster, panel: Panel, h: int, level: tuple, executor: Executor
+    ) -> tuple[np.ndarray, ModelOutput]:
+        """Per-series memo: fit the series not seen yet in one batch, assemble the rest."""
+        keys = [
+            (id(model), _digest(panel.ds[a:b], panel.y[a:b]), h, tuple(level))
+            for a, b in zip(panel.indptr[:-1], panel.indptr[1:], strict=True)
+        ]
+        todo = np.array([i for i, k in enumerate(keys) if k not in self._store], dtype=np.int64)
+        if todo.size:
+            sub = panel.subset(todo)
+            ok, out = fit_output(model, sub, h, level, executor)
+            for j, i in enumerate(todo):
+                a, b = sub.indptr[j], sub.indptr[j + 1]
+                row = (model, bool(ok[j]), out.mean[j], out.fitted[a:b],
+                       {lv: out.lo[lv][j] for lv in level}, {lv: out.hi[lv][j] for lv in level},
+                       out.failures.get(j))  # fmt: skip
+                self._put(keys[i], row, h * (1 + 2 * len(level)) + (b - a))
+        rows = [self._store[k] for k in keys]
+        full = ModelOutput.empty(panel.n_series, h, level, len(panel.y))
+        for i, row in enumerate(rows):
+            full.mean[i] = row[2]
+            full.fitted[panel.indptr[i] : panel.indptr[i + 1]] = row[3]
+            for lv in level:
+                full.lo[lv][i], full.hi[lv][i] = row[4][lv], row[5][lv]
+        failures = {i: row[6] for i, row in enumerate(rows) if row[6] is not None}
+        return np.array([row[1] for row in rows], dtype=bool), replace(full, failures=failures)
+
+    def _put(self, key: tuple, value: Any, size: int) -> None:
+        self._store[key], self._size[key] = value, size
+        self._total += size
+        while self._total > self.max_values and len(self._store) > 1:
+            old = next(iter(self._store))
+            del self._store[old]
+            self._total -= self._size.pop(old)
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    """Exact content hash of ``arrays`` (dates as int64)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for arr in arrays:
+        arr = arr.view(np.int64) if arr.dtype.kind == "M" else arr
+        digest.update(np.ascontiguousarray(arr).tobytes())
+    return digest.hexdigest()
+
+
+def _is_local(model: Forecaster, panel: Panel) -> bool:
+    """Models whose forecast of a series depends on that series only (statsforecast fits each
+    series on its own; the intermittent models wrap it), without regressors."""
+    from htsforecast.models._intermittent import IntermittentModel
+    from htsforecast.models._statsforecast import StatsForecastModel
+
+    return panel.X is None and type(model) in (StatsForecastModel, IntermittentModel)
 
 
 @dataclass(eq=False)
