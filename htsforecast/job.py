@@ -64,8 +64,9 @@ MODELS: dict[str, str] = {
     "parent's ets forecast (sparse bottom series)",
     "pooled_median": "PartialPooling(m, point='median'): pooled, with the predictive median as "
     "the bottom point forecast (best for MAE/MASE on sparse counts; medians do not add up)",
-    "auto": "per-node CV choice among combo/ets/arima/theta/lgbm, and croston/adida/imapa/tsb "
-    "on intermittent nodes (see htsforecast.models.auto_model; lighter on large data)",
+    "auto": "combo (ets+arima+theta) on regular nodes; per-node CV choice among croston/adida/"
+    "imapa/tsb/lgbm_median on intermittent nodes (htsforecast.models.auto_model; lighter on "
+    "large data)",
 }
 #: Reconciliation method names accepted by ``--methods`` (read from the one registry,
 #: :mod:`htsforecast.reconciliation._registry`).

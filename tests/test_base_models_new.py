@@ -237,10 +237,21 @@ def test_cli_names_build_the_new_models() -> None:
     auto = models["auto"]
     assert isinstance(auto, Selected)
     assert set(auto.intermittent) == {"croston", "adida", "imapa", "tsb", "lgbm_median"}
-    assert {"combo", "ets", "arima", "theta", "lgbm", "lgbm_median"} == set(auto.candidates)
-    assert auto.candidates["lgbm_median"] is auto.intermittent["lgbm_median"]
+    assert list(auto.candidates) == ["combo"]  # regular nodes: the combination, no choice
+    assert set(auto.candidates["combo"].members) == {"ets", "arima", "theta"}
     light = make_models(("auto",), 12, n_obs=10**6)["auto"]
-    assert "arima" not in light.candidates and light.n_windows == 1
+    assert set(light.candidates["combo"].members) == {"ets", "theta"} and light.n_windows == 1
+
+
+def test_selected_single_candidate_group_is_not_backtested() -> None:
+    df = _frame(3, 24)
+    rec = Recorder(Naive())
+    sel = Selected({"rec": rec}, n_windows=3, season_length=4)
+    out = sel.fit_predict(_panel(df), 4, (80,), EX)
+    assert len(rec.seen) == 1  # the final fit only
+    ref = Naive().fit_predict(_panel(df), 4, (80,), EX)
+    np.testing.assert_array_equal(out.mean, ref.mean)
+    assert (sel.choices_["model"] == "rec").all() and sel.choices_["score[rec]"].isna().all()
 
 
 # ----------------------------------------------------------------------------- LightGBM
@@ -435,3 +446,25 @@ def test_selected_memoises_statsforecast_fits_per_series() -> None:
     cache.max_values = 1  # the oldest entries go; the newest always stays
     cache.fit(ets, p.subset([0]), 4, (50,), EX)
     assert len(cache._store) == 1
+
+
+def test_auto_combines_on_regular_nodes_and_chooses_on_intermittent_ones() -> None:
+    from htsforecast.models import auto_model
+
+    rng = np.random.default_rng(3)
+    df = _frame(2, 24)
+    sparse = df[df["unique_id"] == "s0"].assign(
+        unique_id="sparse", y=(rng.random(24) < 0.3) * rng.integers(1, 4, 24).astype(float)
+    )
+    p = _panel(pd.concat([df, sparse]))
+    auto = auto_model(4)
+    out = auto.fit_predict(p, 4, (80,), EX)
+    again = auto_model(4).fit_predict(p, 4, (80,), EX)
+    np.testing.assert_array_equal(out.mean, again.mean)  # deterministic
+    choices = auto.choices_.set_index("unique_id")
+    assert (choices.loc[["s0", "s1"], "model"] == "combo").all()
+    assert choices.loc["sparse", "group"] == "intermittent"
+    assert choices.loc["sparse", "model"] in auto.intermittent
+    regular = p.subset([0, 1])
+    ref = auto.candidates["combo"].fit_predict(regular, 4, (80,), EX)
+    np.testing.assert_allclose(out.mean[:2], ref.mean, rtol=1e-12)

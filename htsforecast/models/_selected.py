@@ -179,7 +179,8 @@ class Selected:
     Only the data passed to ``fit_predict`` is used (in :func:`htsforecast.cross_validate` that
     is each fold's training data), so the choice never sees the test period. A candidate that
     fails on a node in a window where another candidate works is not eligible there; a node
-    where no candidate has a score (too short for any window) takes the first candidate. The
+    where no candidate has a score (too short for any window) takes the first candidate; a
+    group with a single candidate is not backtested (its score columns are NaN). The
     chosen candidate is then refitted on the group's full data (every node of its group, so a
     global model learns from all of them) and kept at the nodes that chose it. After each fit, ``choices_``
     holds one row per node: ``unique_id``, ``group`` (``"regular"``/``"intermittent"``),
@@ -284,8 +285,12 @@ class Selected:
         cache: _FitCache,
     ) -> tuple[np.ndarray, pd.DataFrame]:
         """Index of the chosen candidate per series of ``sub`` and the score table."""
-        windows = cut_windows(sub, h, self.n_windows, self.step)
-        errors = backtest_errors(sub, cands, windows, h, executor, cache.fit, level)
+        if len(cands) == 1:  # nothing to choose: no backtest (its scores would be unused)
+            errors = {name: np.full((sub.n_series, 1, h), np.nan) for name in cands}
+            windows = cut_windows(sub, h, 1)
+        else:
+            windows = cut_windows(sub, h, self.n_windows, self.step)
+            errors = backtest_errors(sub, cands, windows, h, executor, cache.fit, level)
         per_window = np.stack(
             [score_errors(e, self.metric, sub, windows, self.season_length, per_window=True)
              for e in errors.values()], axis=-1,
