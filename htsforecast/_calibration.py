@@ -32,7 +32,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
 
 from htsforecast.errors import DataError
 from htsforecast.models._conformal import conformal_quantile, pool_neighbours
@@ -128,25 +127,71 @@ def _crps_factors(part, level, steps, h, pooled, scale) -> tuple[np.ndarray, np.
         s = part["unique_id"].astype(str).map(scale).to_numpy(dtype=float)
         w = np.where(np.isfinite(s) & (s > 0), 1.0 / np.where(s > 0, s, 1.0), 1.0)
     ok = np.isfinite(y) & np.isfinite(D).all(axis=1) & (np.abs(D).sum(axis=1) > 0)
-    factor, n = np.full(h, np.nan), np.zeros(h, dtype=int)
+    kink, jump, slope0, row = _pinball_terms(y[ok] - yhat[ok], D[ok], P, w[ok])
+    order = np.argsort(kink, kind="stable")  # one sort serves every step
+    kink, jump, slope0, term_step = kink[order], jump[order], slope0[order], steps[ok][row[order]]
+    factor = np.full(h, np.nan)
+    n = np.bincount(steps[ok], minlength=h + 2)[1 : h + 1]  # rows per step 1..h
+    if pooled:
+        n = n + np.r_[0, n[:-1]] + np.r_[n[1:], 0]
     for j in range(1, h + 1):
-        rows = ok & ((np.abs(steps - j) <= 1) if pooled else (steps == j))
-        n[j - 1] = int(rows.sum())
         if n[j - 1]:
-            factor[j - 1] = _min_pinball(y[rows] - yhat[rows], D[rows], P, w[rows])
+            m = (np.abs(term_step - j) <= 1) if pooled else (term_step == j)
+            factor[j - 1] = _argmin_sorted(kink[m], jump[m], slope0[m])
     return factor, n
 
 
+_C_LO, _C_HI = 1 / 50, 50.0  # the range of a calibration factor
+
+
+def _pinball_terms(
+    e: np.ndarray, D: np.ndarray, P: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Kinks, slope jumps and slopes at ``c = 0+`` of ``w_i pinball_p(e_i - c D_ip)``.
+
+    Each term is piecewise linear in ``c`` with one kink at ``e / d``, where its slope rises by
+    ``w |d|``; at ``c = 0+`` its slope is ``-w p d`` if ``e - 0+ d > 0`` and ``w (1 - p) d``
+    otherwise. Terms with ``d = 0`` or ``w = 0`` do not depend on ``c`` and are dropped; ``row``
+    is each term's row of ``D``.
+    """
+    q = D.shape[1]
+    d, ee = D.ravel(), np.repeat(e, q)
+    p, a = np.tile(P, D.shape[0]), np.repeat(w, q)
+    keep = (d != 0) & (a > 0)
+    d, ee, p, a = d[keep], ee[keep], p[keep], a[keep]
+    positive = (ee > 0) | ((ee == 0) & (d < 0))  # sign of the residual just above c = 0
+    slope0 = a * np.where(positive, -p * d, (1 - p) * d)
+    return ee / d, a * np.abs(d), slope0, np.repeat(np.arange(D.shape[0]), q)[keep]
+
+
+def _argmin_sorted(kink: np.ndarray, jump: np.ndarray, slope0: np.ndarray) -> float:
+    """Minimiser over [1/50, 50] of the convex piecewise-linear sum, kinks sorted ascending.
+
+    The first kink above 0 at which the accumulated slope reaches 0, clipped to the range (a
+    convex function's minimum over an interval); 1 when nothing depends on ``c``.
+    """
+    if kink.size == 0:
+        return 1.0  # no interval width to scale: any factor is as good
+    slope = float(slope0.sum())
+    if slope >= 0:
+        return _C_LO
+    after = kink > 0
+    crossing = slope + np.cumsum(jump[after])
+    k = int(np.searchsorted(crossing, 0.0, side="left"))
+    if k >= crossing.size:
+        return _C_HI
+    return float(np.clip(kink[after][k], _C_LO, _C_HI))
+
+
 def _min_pinball(e: np.ndarray, D: np.ndarray, P: np.ndarray, w: np.ndarray) -> float:
-    """``argmin_c sum_i w_i mean_p pinball_p(e_i - c D_ip)`` (convex in ``c``), ``c`` in
-    [1/50, 50]."""
+    """``argmin_c sum_i w_i mean_p pinball_p(e_i - c D_ip)`` over ``c`` in [1/50, 50], exactly.
 
-    def loss(log_c: float) -> float:
-        r = e[:, None] - np.exp(log_c) * D
-        return float(w @ np.maximum(P * r, (P - 1) * r).mean(axis=1))
-
-    return float(np.exp(minimize_scalar(loss, bounds=(-np.log(50), np.log(50)),
-                                        method="bounded").x))  # fmt: skip
+    The sum is convex and piecewise linear in ``c`` (see :func:`_pinball_terms`), so its
+    minimiser is found by one sort of the kinks, with no iterative search.
+    """
+    kink, jump, slope0, _ = _pinball_terms(e, D, P, w)
+    order = np.argsort(kink, kind="stable")
+    return _argmin_sorted(kink[order], jump[order], slope0[order])
 
 
 def _scores(part: pd.DataFrame, lv: int, steps: np.ndarray, h: int) -> np.ndarray:

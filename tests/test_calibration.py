@@ -154,3 +154,32 @@ def test_job_calibrates_with_the_cv_windows_of_its_training_data(sales_csv, tmp_
     pd.testing.assert_frame_equal(on.forecasts[points], off.forecasts[points])
     saved = json.loads((tmp_path / "on" / "selection.json").read_text())
     assert len(saved["calibration"]["factors"]) == len(expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_exact_pinball_minimiser_matches_a_fine_search(seed) -> None:
+    from scipy.optimize import minimize_scalar
+
+    from htsforecast._calibration import _min_pinball
+
+    rng = np.random.default_rng(seed)
+    n = 200
+    P = np.array([0.5, 0.1, 0.9, 0.025, 0.975])
+    D = np.column_stack([np.zeros(n)] + [rng.gamma(2, 1, n) * np.sign(p - 0.5) for p in P[1:]])
+    D[:10] = 0.0  # rows without width never matter
+    e = rng.normal(0, 1 + seed, n)
+    e[:5] = 0.0
+    w = rng.uniform(0.1, 2, n)
+
+    def loss(c):
+        r = e[:, None] - c * D
+        return float(w @ np.maximum(P * r, (P - 1) * r).mean(axis=1))
+
+    c = _min_pinball(e, D, P, w)
+    ref = minimize_scalar(loss, bounds=(1 / 50, 50), method="bounded", options={"xatol": 1e-10}).x
+    assert loss(c) <= loss(ref) + 1e-12  # the exact minimiser is at least as good
+    assert loss(c) <= min(loss(x) for x in np.linspace(1 / 50, 50, 20001)) + 1e-12
+    # (losses are compared: a piecewise-linear loss may be flat over an interval of minimisers)
+    # the clip: errors far larger than any width push the factor to the cap of 50
+    assert _min_pinball(1e6 * np.sign(e + 1e-9), D, P, w) == 50.0
+    assert _min_pinball(np.zeros(n), D, P, w) == pytest.approx(1 / 50)
