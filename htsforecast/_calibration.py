@@ -211,7 +211,7 @@ def _scores(part: pd.DataFrame, lv: int, steps: np.ndarray, h: int) -> np.ndarra
 
 
 def calibrate_intervals(
-    forecasts: pd.DataFrame, factors: pd.DataFrame, nonnegative: bool = False
+    forecasts: pd.DataFrame, factors: pd.DataFrame, nonnegative: bool = False, copy: bool = True
 ) -> pd.DataFrame:
     """Scale the intervals of ``forecasts`` by ``factors`` (from :func:`interval_factors`).
 
@@ -226,14 +226,17 @@ def calibrate_intervals(
         levels or steps without a finite factor keep their intervals.
     nonnegative : bool
         Clip the scaled bounds at 0 (as non-negative reconciliation does).
+    copy : bool
+        Work on a copy (default); ``False`` rescales ``forecasts`` in place and returns it
+        (saves one copy of a large frame).
 
     Returns
     -------
     DataFrame
-        A copy with ``[m + c (lo - m), m + c (hi - m)]`` in place of each ``[lo, hi]`` (``m``
+        A frame with ``[m + c (lo - m), m + c (hi - m)]`` in place of each ``[lo, hi]`` (``m``
         the centre), levels kept nested.
     """
-    out = forecasts.copy()
+    out = forecasts.copy() if copy else forecasts
     levels = sorted(int(c.rsplit("_", 1)[1]) for c in out.columns if c.startswith("yhat_lo_"))
     if not levels or factors.empty:
         return out

@@ -278,6 +278,7 @@ def run(
     cv = None if cv_res is None else cv_res.table
     forecasts = _calibrate(rec.forecasts, cv_res, cfg, nonnegative, selection, echo,
                            _node_scales(panel, m))  # fmt: skip
+    del rec, cv_res  # calibrated in place; the CV forecasts are done with (memory at M5 size)
     best = _best_frame(forecasts, hier, selection)
     settings = {**asdict(cfg), "h": h, "freq": data.freq, "formula": data.formula,
                 "cv_windows": windows, "cv_step": step, **data.source}  # fmt: skip
@@ -391,7 +392,7 @@ def _calibrate(forecasts, cvres, cfg: RunConfig, nonnegative: bool, selection, e
                      & (factors["level"] == cfg.level[0])]  # fmt: skip
     echo("intervals calibrated on the CV windows (minimum CRPS, per horizon step): width x "
          + " ".join(f"{c:.2f}" for c in chosen["factor"]))  # fmt: skip
-    return calibrate_intervals(forecasts, factors, nonnegative)
+    return calibrate_intervals(forecasts, factors, nonnegative, copy=False)
 
 
 def _node_scales(panel: Any, m: int) -> dict[str, float]:
@@ -563,8 +564,8 @@ def _plots(out: Path, hier, Y, forecasts, cv, selection, cfg: RunConfig) -> None
             _save(ax, out / f"accuracy_{cfg.metric}.png")
         shown = list(dict.fromkeys(["base", selection["method"], "bu"]))
         fig = plot_forecasts(
-            Y, forecasts[forecasts["model"] == selection["model"]], nodes=cfg.plot_nodes,
-            hier=hier, methods=shown, interval=top,
+            Y, forecasts, nodes=cfg.plot_nodes, hier=hier, methods=shown,
+            models=[selection["model"]], interval=top,
         )  # fmt: skip
         fig.savefig(out / "forecasts.png", dpi=100)
         if forecasts["model"].nunique() > 1:  # every model, the chosen method, on the total

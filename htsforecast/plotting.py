@@ -149,7 +149,7 @@ def plot_forecasts(
     unknown = sorted(set(nodes) - set(forecasts["unique_id"]))
     if unknown:
         raise DataError(f"plot_forecasts: no forecasts for node(s) {unknown[:5]}; check the ids.")
-    fc = forecasts
+    fc = forecasts[forecasts["unique_id"].isin(nodes)]  # the drawn nodes first: a small copy
     if methods is not None and "method" in fc.columns:
         fc = fc[fc["method"].isin(methods)]
     if models is not None:

@@ -64,6 +64,9 @@ def test_scaled_intervals_are_midpoint_plus_minus_factor_times_half_width() -> N
     assert clipped.loc[0, "yhat_lo_80"] == 0.0
     untouched = calibrate_intervals(fc, factors.assign(model="other"))
     pd.testing.assert_frame_equal(untouched, fc)
+    inplace = calibrate_intervals(fc, factors, copy=False)  # the job's memory-saving path
+    assert inplace is fc
+    pd.testing.assert_frame_equal(inplace, out)
 
 
 def test_factor_recovers_a_misstated_sd_and_covers_fresh_data() -> None:
