@@ -22,6 +22,7 @@ the cumulative time of the functions that do them (nested stages subtracted):
 - reconcile points: every method's ``fit`` and ``Fitted.bottom`` (CV window and final fit),
 - reconcile intervals: ``_interval_bounds`` (Gaussian variances ``diag(S P W_h P' S')``),
 - reconcile other: the rest of ``reconcile_arrays`` and the tidy frames (diagnostics, framing),
+- calibration: ``job._calibrate`` (interval width factors from the CV window, applied),
 - evaluation: scoring the CV window, the per-level tables, selection,
 - writing: ``job._write``, ``_plots``, ``_stamp`` (output files, plots).
 
@@ -58,6 +59,7 @@ STAGES = {  # stage -> (file suffix, function name) whose cumulative time counts
     "reconcile points": [("_methods.py", "fit"), ("_methods.py", "bottom")],
     "reconcile intervals": [("_arrays.py", "_interval_bounds")],
     "reconcile other": [("_arrays.py", "reconcile_arrays"), ("_api.py", "_tidy")],
+    "calibration": [("job.py", "_calibrate")],  # interval factors from the CV window, applied
     "evaluation": [
         ("_cv.py", "_score"),
         ("_cv.py", "_assemble"),

@@ -128,16 +128,23 @@ def _crps_factors(part, level, steps, h, pooled, scale) -> tuple[np.ndarray, np.
         w = np.where(np.isfinite(s) & (s > 0), 1.0 / np.where(s > 0, s, 1.0), 1.0)
     ok = np.isfinite(y) & np.isfinite(D).all(axis=1) & (np.abs(D).sum(axis=1) > 0)
     kink, jump, slope0, row = _pinball_terms(y[ok] - yhat[ok], D[ok], P, w[ok])
-    order = np.argsort(kink, kind="stable")  # one sort serves every step
-    kink, jump, slope0, term_step = kink[order], jump[order], slope0[order], steps[ok][row[order]]
+    term_step = steps[ok][row]
+    order = np.lexsort((kink, term_step))  # by step, then kink: one sorted run per step
+    kink, jump, term_step = kink[order], jump[order], term_step[order]
+    bounds = np.searchsorted(term_step, np.arange(h + 2))  # run of step s: bounds[s]:bounds[s+1]
+    slope_by_step = np.bincount(steps[ok][row], weights=slope0, minlength=h + 2)
     factor = np.full(h, np.nan)
     n = np.bincount(steps[ok], minlength=h + 2)[1 : h + 1]  # rows per step 1..h
     if pooled:
         n = n + np.r_[0, n[:-1]] + np.r_[n[1:], 0]
     for j in range(1, h + 1):
         if n[j - 1]:
-            m = (np.abs(term_step - j) <= 1) if pooled else (term_step == j)
-            factor[j - 1] = _argmin_sorted(kink[m], jump[m], slope0[m])
+            win = range(max(j - 1, 1), min(j + 1, h) + 1) if pooled else range(j, j + 1)
+            runs = [slice(bounds[s], bounds[s + 1]) for s in win]
+            k = np.concatenate([kink[r] for r in runs])
+            merge = np.argsort(k, kind="stable")  # merges the sorted runs in linear time
+            a = np.concatenate([jump[r] for r in runs])[merge]
+            factor[j - 1] = _argmin_sorted(k[merge], a, float(slope_by_step[list(win)].sum()))
     return factor, n
 
 
@@ -164,15 +171,15 @@ def _pinball_terms(
     return ee / d, a * np.abs(d), slope0, np.repeat(np.arange(D.shape[0]), q)[keep]
 
 
-def _argmin_sorted(kink: np.ndarray, jump: np.ndarray, slope0: np.ndarray) -> float:
+def _argmin_sorted(kink: np.ndarray, jump: np.ndarray, slope: float) -> float:
     """Minimiser over [1/50, 50] of the convex piecewise-linear sum, kinks sorted ascending.
 
-    The first kink above 0 at which the accumulated slope reaches 0, clipped to the range (a
-    convex function's minimum over an interval); 1 when nothing depends on ``c``.
+    ``slope``: the sum's slope at ``c = 0+``. The first kink above 0 at which the accumulated
+    slope reaches 0, clipped to the range (a convex function's minimum over an interval); 1
+    when nothing depends on ``c``.
     """
     if kink.size == 0:
         return 1.0  # no interval width to scale: any factor is as good
-    slope = float(slope0.sum())
     if slope >= 0:
         return _C_LO
     after = kink > 0
@@ -191,7 +198,7 @@ def _min_pinball(e: np.ndarray, D: np.ndarray, P: np.ndarray, w: np.ndarray) -> 
     """
     kink, jump, slope0, _ = _pinball_terms(e, D, P, w)
     order = np.argsort(kink, kind="stable")
-    return _argmin_sorted(kink[order], jump[order], slope0[order])
+    return _argmin_sorted(kink[order], jump[order], float(slope0.sum()))
 
 
 def _scores(part: pd.DataFrame, lv: int, steps: np.ndarray, h: int) -> np.ndarray:
