@@ -249,15 +249,22 @@ def calibrate_intervals(
         return out
     step = out.groupby(["model", "method", "unique_id"], sort=False, observed=True)["ds"]
     step = step.rank(method="first").astype(np.int64).to_numpy()
-    model, method = (out[k].astype(str).to_numpy() for k in _KEYS)
     table = factors.assign(model=factors["model"].astype(str), method=factors["method"].astype(str))
     if "center" not in table.columns:
         table["center"] = "midpoint"
-    table = table.set_index(["model", "method", "level", "horizon"])[["factor", "center"]]
+    groups = out.groupby(_KEYS, sort=False, observed=True).indices  # positions per pipeline
+    top = int(step.max()) + 1 if len(step) else 1
     for lv in levels:
-        idx = pd.MultiIndex.from_arrays([model, method, np.full(len(out), lv), step])
-        c = table["factor"].reindex(idx).to_numpy(dtype=float)
-        point = (table["center"].reindex(idx) == "point").to_numpy()
+        c, point = np.full(len(out), np.nan), np.zeros(len(out), dtype=bool)
+        for key, rows in groups.items():
+            sel = table[(table["model"] == str(key[0])) & (table["method"] == str(key[1]))
+                        & (table["level"] == lv)]  # fmt: skip
+            by_step = np.full(top, np.nan)
+            inside = sel["horizon"].to_numpy(dtype=np.int64)
+            keep = (inside >= 0) & (inside < top)
+            by_step[inside[keep]] = sel["factor"].to_numpy(dtype=float)[keep]
+            c[rows] = by_step[step[rows]]
+            point[rows] = bool((sel["center"] == "point").any())
         lo, hi = out[f"yhat_lo_{lv}"].to_numpy(float), out[f"yhat_hi_{lv}"].to_numpy(float)
         mid = np.where(point, out["yhat"].to_numpy(float), (lo + hi) / 2)
         ok = np.isfinite(c)
