@@ -55,6 +55,17 @@ GOALS = {
 }
 
 
+def coverage(y: np.ndarray, bounds: dict) -> dict[str, float]:
+    """Coverage (%) of the 80 % and 95 % intervals over all cells, at the first and last step."""
+    out = {}
+    for lv in (80, 95):
+        lo, hi = bounds[lv]
+        inside = (y >= lo) & (y <= hi)
+        out[f"cov{lv}"] = 100 * inside.mean()
+        out[f"cov{lv}_h1"], out[f"cov{lv}_h8"] = 100 * inside[:, 0].mean(), 100 * inside[:, -1].mean()
+    return out
+
+
 def _run_job(bottom: pd.DataFrame, formula: str, freq: str, h: int, n_jobs: int, **kw):
     """``htsforecast run --models auto --methods all`` on ``bottom`` (written to a CSV)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,14 +103,7 @@ def _score(res, Y: pd.DataFrame, hier: Hierarchy, cutoff: pd.Timestamp, m: int) 
         lv: tuple(_wide(fc, f"yhat_{s}_{lv}", ids)[test.columns].to_numpy() for s in ("lo", "hi"))
         for lv in levels
     }
-    for lv in (80, 95):
-        lo, hi = bounds[lv]
-        inside = (y >= lo) & (y <= hi)
-        out[f"cov{lv}"] = 100 * inside.mean()
-        out[f"cov{lv}_h1"], out[f"cov{lv}_h8"] = (
-            100 * inside[:, 0].mean(),
-            100 * inside[:, -1].mean(),
-        )
+    out.update(coverage(y, bounds))
     out["crps"] = metrics.crps_quantiles(y, *metrics.interval_quantiles(bounds))
     return out
 

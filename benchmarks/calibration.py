@@ -37,6 +37,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from accuracy import coverage  # the sibling benchmark (run from the repository root)
 
 from htsforecast import job, metrics
 from htsforecast.datasets import load_prison, load_tourism
@@ -114,14 +115,7 @@ def _score(fc, Y, ids, cutoff, train) -> dict:
     bounds = _bounds(fc, ids, dates)
     yhat = _wide(fc, "yhat", ids, dates)
     out = {"mase": float(np.nanmean(metrics.mase(y, yhat, train, m=M)))}
-    for lv in (80, 95):
-        lo, hi = bounds[lv]
-        inside = (y >= lo) & (y <= hi)
-        out[f"cov{lv}"] = 100 * inside.mean()
-        out[f"cov{lv}_h1"], out[f"cov{lv}_h8"] = (
-            100 * inside[:, 0].mean(),
-            100 * inside[:, -1].mean(),
-        )
+    out.update(coverage(y, bounds))
     mu, sd = _snaive_reference(Y, ids, cutoff)
     crps = metrics.crps_quantiles(y, *metrics.interval_quantiles(bounds))
     out["skill"] = 100 * np.mean(1 - crps / metrics.crps_gaussian(y, mu, sd))

@@ -129,10 +129,10 @@ def _crps_factors(part, level, steps, h, pooled, scale) -> tuple[np.ndarray, np.
     ok = np.isfinite(y) & np.isfinite(D).all(axis=1) & (np.abs(D).sum(axis=1) > 0)
     kink, jump, slope0, row = _pinball_terms(y[ok] - yhat[ok], D[ok], P, w[ok])
     term_step = steps[ok][row]
+    slope_by_step = np.bincount(term_step, weights=slope0, minlength=h + 2)
     order = np.lexsort((kink, term_step))  # by step, then kink: one sorted run per step
     kink, jump, term_step = kink[order], jump[order], term_step[order]
     bounds = np.searchsorted(term_step, np.arange(h + 2))  # run of step s: bounds[s]:bounds[s+1]
-    slope_by_step = np.bincount(steps[ok][row], weights=slope0, minlength=h + 2)
     factor = np.full(h, np.nan)
     n = np.bincount(steps[ok], minlength=h + 2)[1 : h + 1]  # rows per step 1..h
     if pooled:
@@ -188,17 +188,6 @@ def _argmin_sorted(kink: np.ndarray, jump: np.ndarray, slope: float) -> float:
     if k >= crossing.size:
         return _C_HI
     return float(np.clip(kink[after][k], _C_LO, _C_HI))
-
-
-def _min_pinball(e: np.ndarray, D: np.ndarray, P: np.ndarray, w: np.ndarray) -> float:
-    """``argmin_c sum_i w_i mean_p pinball_p(e_i - c D_ip)`` over ``c`` in [1/50, 50], exactly.
-
-    The sum is convex and piecewise linear in ``c`` (see :func:`_pinball_terms`), so its
-    minimiser is found by one sort of the kinks, with no iterative search.
-    """
-    kink, jump, slope0, _ = _pinball_terms(e, D, P, w)
-    order = np.argsort(kink, kind="stable")
-    return _argmin_sorted(kink[order], jump[order], float(slope0.sum()))
 
 
 def _scores(part: pd.DataFrame, lv: int, steps: np.ndarray, h: int) -> np.ndarray:

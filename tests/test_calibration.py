@@ -163,26 +163,32 @@ def test_job_calibrates_with_the_cv_windows_of_its_training_data(sales_csv, tmp_
 def test_exact_pinball_minimiser_matches_a_fine_search(seed) -> None:
     from scipy.optimize import minimize_scalar
 
-    from htsforecast._calibration import _min_pinball
-
     rng = np.random.default_rng(seed)
     n = 200
-    P = np.array([0.5, 0.1, 0.9, 0.025, 0.975])
+    P = np.array([0.5, 0.1, 0.9, 0.025, 0.975])  # the median and the bounds of levels 80, 95
     D = np.column_stack([np.zeros(n)] + [rng.gamma(2, 1, n) * np.sign(p - 0.5) for p in P[1:]])
     D[:10] = 0.0  # rows without width never matter
     e = rng.normal(0, 1 + seed, n)
     e[:5] = 0.0
     w = rng.uniform(0.1, 2, n)
+    ids = [f"n{i}" for i in range(n)]
+    scale = dict(zip(ids, 1 / w))
+
+    def factor(err):  # the production path: one horizon step, yhat = 0, weights 1 / scale
+        cv = pd.DataFrame({"unique_id": ids, "model": "m", "method": "bu", "horizon": 1,
+                           "y": err, "yhat": 0.0, "yhat_lo_80": D[:, 1], "yhat_hi_80": D[:, 2],
+                           "yhat_lo_95": D[:, 3], "yhat_hi_95": D[:, 4]})  # fmt: skip
+        return interval_factors(cv, [80, 95], pooled=False, scale=scale)["factor"].iloc[0]
 
     def loss(c):
         r = e[:, None] - c * D
         return float(w @ np.maximum(P * r, (P - 1) * r).mean(axis=1))
 
-    c = _min_pinball(e, D, P, w)
+    c = factor(e)
     ref = minimize_scalar(loss, bounds=(1 / 50, 50), method="bounded", options={"xatol": 1e-10}).x
     assert loss(c) <= loss(ref) + 1e-12  # the exact minimiser is at least as good
     assert loss(c) <= min(loss(x) for x in np.linspace(1 / 50, 50, 20001)) + 1e-12
     # (losses are compared: a piecewise-linear loss may be flat over an interval of minimisers)
     # the clip: errors far larger than any width push the factor to the cap of 50
-    assert _min_pinball(1e6 * np.sign(e + 1e-9), D, P, w) == 50.0
-    assert _min_pinball(np.zeros(n), D, P, w) == pytest.approx(1 / 50)
+    assert factor(1e6 * np.sign(e + 1e-9)) == 50.0
+    assert factor(np.zeros(n)) == pytest.approx(1 / 50)
