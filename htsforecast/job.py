@@ -331,7 +331,7 @@ def predict(
 
         cal = selection["calibration"]
         forecasts = calibrate_intervals(forecasts, pd.DataFrame(cal["factors"]),
-                                        cal["nonnegative"])  # fmt: skip
+                                        cal["nonnegative"], scale=cal.get("scale"))  # fmt: skip
     best = _best_frame(forecasts, pipe.hier, selection) if selection else None
     settings = {"model": str(Path(model).resolve()), "h": h or pipe.h_max, "format": fmt}
     with output_transaction(target) as tmp:
@@ -384,15 +384,18 @@ def _calibrate(forecasts, cvres, cfg: RunConfig, nonnegative: bool, selection, e
 
     if not cfg.calibrate or cvres is None or not cfg.level or cfg.intervals == "none":
         return forecasts
-    factors = interval_factors(cvres.forecasts, cfg.level, scale=scale)
-    selection["calibration"] = {"nonnegative": nonnegative,
-                                "factors": factors.to_dict(orient="records")}  # fmt: skip
+    factors = interval_factors(cvres.forecasts, cfg.level, scale=scale, basis="auto")
+    cal = {"nonnegative": nonnegative, "factors": factors.to_dict(orient="records")}
+    if (factors["basis"] == "scale").any():  # predict rebuilds those widths from the scales
+        cal["scale"] = {k: v for k, v in scale.items() if np.isfinite(v) and v > 0}
+    selection["calibration"] = cal
     chosen = factors[(factors["model"] == selection["model"])
                      & (factors["method"] == selection["method"])
                      & (factors["level"] == cfg.level[0])]  # fmt: skip
-    echo("intervals calibrated on the CV windows (minimum CRPS, per horizon step): width x "
+    echo(f"intervals calibrated on the CV windows (minimum CRPS, per horizon step, "
+         f"{chosen['basis'].iloc[0] if len(chosen) else 'interval'} basis): width x "
          + " ".join(f"{c:.2f}" for c in chosen["factor"]))  # fmt: skip
-    return calibrate_intervals(forecasts, factors, nonnegative, copy=False)
+    return calibrate_intervals(forecasts, factors, nonnegative, copy=False, scale=scale)
 
 
 def _node_scales(panel: Any, m: int) -> dict[str, float]:

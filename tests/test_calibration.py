@@ -31,8 +31,9 @@ def test_factor_is_the_conformal_rank_of_the_normalised_errors() -> None:
     f = interval_factors(cv, [50, 80], pooled=False, target="coverage").set_index("level")
     assert f.loc[80, "factor"] == 3.0 and f.loc[80, "n_scores"] == 4
     assert f.loc[50, "factor"] == 1.0
-    assert list(f.columns) == ["model", "method", "horizon", "factor", "n_scores", "center"]
-    assert set(f["center"]) == {"midpoint"}
+    cols = ["model", "method", "horizon", "factor", "n_scores", "center", "basis"]
+    assert list(f.columns) == cols
+    assert set(f["center"]) == {"midpoint"} and set(f["basis"]) == {"interval"}
 
 
 def test_scores_pool_the_neighbouring_steps_and_skip_zero_widths() -> None:
@@ -149,10 +150,13 @@ def test_job_calibrates_with_the_cv_windows_of_its_training_data(sales_csv, tmp_
                         h=4, n_windows=2, freq="MS", level=[80])  # fmt: skip
     x = Y.pivot(index="unique_id", columns="ds", values="y")
     scale = dict(zip(x.index, np.abs(x.to_numpy()[:, 12:] - x.to_numpy()[:, :-12]).mean(axis=1)))
-    expected = interval_factors(cv.forecasts, [80], scale=scale)
+    expected = interval_factors(cv.forecasts, [80], scale=scale, basis="auto")
     got = pd.DataFrame(on.selection["calibration"]["factors"])
     np.testing.assert_allclose(got["factor"], expected["factor"])
-    pd.testing.assert_frame_equal(on.forecasts, calibrate_intervals(off.forecasts, expected))
+    assert got["basis"].tolist() == expected["basis"].tolist()
+    pd.testing.assert_frame_equal(
+        on.forecasts, calibrate_intervals(off.forecasts, expected, scale=scale)
+    )
     points = ["unique_id", "ds", "model", "method", "yhat"]
     pd.testing.assert_frame_equal(on.forecasts[points], off.forecasts[points])
     saved = json.loads((tmp_path / "on" / "selection.json").read_text())
@@ -192,3 +196,116 @@ def test_exact_pinball_minimiser_matches_a_fine_search(seed) -> None:
     # the clip: errors far larger than any width push the factor to the cap of 50
     assert factor(1e6 * np.sign(e + 1e-9)) == 50.0
     assert factor(np.zeros(n)) == pytest.approx(1 / 50)
+
+
+def test_scale_basis_factor_hand_worked() -> None:
+    # one row, error 3, node scale 2: the 80 % quantiles are 0 -/+ c * 2 * z (z = z_0.9).
+    # Weighted by 1 / 2, the loss falls (slope (-0.9 + 0.1) z) until the upper quantile reaches
+    # the error, c * 2 * z = 3, then rises (slope 0.2 z): c = 1.5 / z, whatever the width of
+    # the method's own interval (here 1, a factor of 3 on the interval basis)
+    z = norm.ppf(0.9)
+    cv = _cv_frame([3.0], [0.0], [1.0], [1])
+    f = interval_factors(cv, [80], scale={"n0": 2.0}, basis="scale")
+    assert f["factor"].iloc[0] == pytest.approx(1.5 / z, rel=1e-9)
+    assert f["basis"].iloc[0] == "scale" and f["center"].iloc[0] == "point"
+    own = interval_factors(cv, [80], scale={"n0": 2.0}, basis="interval")
+    assert own["factor"].iloc[0] == pytest.approx(3.0, rel=1e-9)
+    # both put the upper bound on the error, so both reach the same (minimal) loss: a tie
+    # keeps the method's own interval
+    assert interval_factors(cv, [80], scale={"n0": 2.0}, basis="auto")["basis"].iloc[0] == (
+        "interval"
+    )
+
+
+def _two_level_panel(rng, n, own_half):
+    """Top nodes t0..t9 (sd 1) and bottom nodes b0..b39 (sd 4), errors N(0, (1.5 sd)^2); the
+    method's 80 % half-widths ``own_half(sd)``; the node scales are the sds."""
+    sd = np.r_[np.full(10, 1.0), np.full(40, 4.0)]
+    ids = np.r_[[f"t{i}" for i in range(10)], [f"b{i}" for i in range(40)]]
+    node = rng.integers(0, 50, n)
+    cv = _cv_frame(rng.normal(0, 1.5 * sd[node]), np.zeros(n), own_half(sd[node]), np.ones(n, int))
+    cv["unique_id"] = ids[node]
+    return cv, dict(zip(ids, sd)), sd[node]
+
+
+def test_auto_basis_recovers_the_factor_where_levels_need_different_ones() -> None:
+    # top-down-like widths: the same half-width z at every node, right (x 1.5) for the top
+    # nodes, 6 x too narrow for the bottom ones; no one factor of the method's own widths
+    # fits both levels, the node scales do: factor 1.5 (Gaussian errors: the minimum-CRPS scale
+    # is the true one), and fresh errors are covered 80 % at each level
+    rng = np.random.default_rng(5)
+    z = norm.ppf(0.9)
+    cv, scale, _ = _two_level_panel(rng, 40_000, lambda s: np.full_like(s, z))
+    f = interval_factors(cv, [80], scale=scale, basis="auto")
+    assert f["basis"].iloc[0] == "scale"
+    assert f["factor"].iloc[0] == pytest.approx(1.5, rel=0.03)
+    # the next forecast of every node, and its coverage of N(0, (1.5 sd)^2) in closed form
+    nxt = cv.drop_duplicates("unique_id").assign(ds=pd.Timestamp("2020-01-01"))
+    true_sd = 1.5 * nxt["unique_id"].map(scale).to_numpy()
+
+    def cover(out):
+        return 2 * norm.cdf(out["yhat_hi_80"].to_numpy() / true_sd) - 1
+
+    top = nxt["unique_id"].str.startswith("t").to_numpy()
+    got = cover(calibrate_intervals(nxt, f, scale=scale))
+    assert got[top] == pytest.approx(0.80, abs=0.01) and got[~top] == pytest.approx(0.80, abs=0.01)
+    own = cover(calibrate_intervals(nxt, interval_factors(cv, [80], scale=scale)))
+    assert own[top].min() - own[~top].max() > 0.3  # why: one factor for two levels
+
+
+def test_auto_basis_keeps_the_method_widths_when_they_are_right() -> None:
+    # the method's intervals have each node's true shape; the scales are off by a random
+    # factor per node (a poor proxy): the method's own widths win, factor 1.5
+    rng = np.random.default_rng(6)
+    cv, scale, _ = _two_level_panel(rng, 40_000, lambda s: norm.ppf(0.9) * s)
+    noisy = {k: v * np.exp(rng.normal(0, 0.5)) for k, v in scale.items()}
+    f = interval_factors(cv, [80], scale=noisy, basis="auto")
+    assert f["basis"].iloc[0] == "interval"
+    assert f["factor"].iloc[0] == pytest.approx(1.5, rel=0.03)
+
+
+def test_scale_basis_intervals_and_stored_table_round_trip() -> None:
+    fc = pd.DataFrame({"unique_id": ["a", "a", "b"], "model": "m", "method": "bu",
+                       "ds": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-01-01"]),
+                       "yhat": [10.0, 10.0, 5.0], "yhat_lo_80": [9.0, 8.0, 4.0],
+                       "yhat_hi_80": [11.0, 12.0, 6.0]})  # fmt: skip
+    factors = pd.DataFrame({"model": "m", "method": "bu", "level": 80, "horizon": [1, 2],
+                            "factor": [1.5, 2.0], "n_scores": 9, "center": "point",
+                            "basis": "scale"})  # fmt: skip
+    z = norm.ppf(0.9)
+    out = calibrate_intervals(fc, factors, scale={"a": 2.0})  # "b" has no scale: kept as is
+    assert out["yhat_lo_80"].tolist() == pytest.approx([10 - 3 * z, 10 - 4 * z, 4.0])
+    assert out["yhat_hi_80"].tolist() == pytest.approx([10 + 3 * z, 10 + 4 * z, 6.0])
+    # what htsforecast predict reads back from selection.json gives the same intervals
+    saved = json.loads(json.dumps({"factors": factors.to_dict(orient="records"),
+                                   "scale": {"a": 2.0}}))  # fmt: skip
+    again = calibrate_intervals(fc, pd.DataFrame(saved["factors"]), scale=saved["scale"])
+    pd.testing.assert_frame_equal(again, out)
+    with pytest.raises(DataError, match=r"\['m/bu'\] are on the 'scale' basis and need the node"):
+        calibrate_intervals(fc, factors)
+    # a table stored before the basis column existed is on the interval basis (no scale needed)
+    old = calibrate_intervals(fc, factors.drop(columns="basis"))
+    assert old["yhat_lo_80"].tolist() == pytest.approx([10 - 1.5, 10 - 4.0, 5 - 1.5])
+
+
+def test_unknown_or_unusable_basis_is_named() -> None:
+    cv = _cv_frame([1.0], [0.0], [1.0], [1])
+    with pytest.raises(DataError, match="basis must be 'interval', 'scale' or 'auto', got 'x'"):
+        interval_factors(cv, [80], basis="x")
+    with pytest.raises(DataError, match="basis='scale' needs target='crps' and the node scales"):
+        interval_factors(cv, [80], basis="scale")
+
+
+def test_predict_reapplies_the_run_calibration(sales_csv, tmp_path) -> None:
+    from htsforecast.job import predict
+
+    common = dict(data=str(sales_csv), formula="g", freq="MS", h=4, models=("naive",),
+                  methods=("bu", "ols"), cv_windows=2, level=(80, 95), n_jobs=1, plots=False,
+                  nonnegative=False)  # fmt: skip
+    res = run(RunConfig(out=str(tmp_path / "o"), save_model=str(tmp_path / "m"), **common),
+              echo=lambda s: None)  # fmt: skip
+    cal = res.selection["calibration"]
+    assert ("scale" in cal) == ("scale" in {r["basis"] for r in cal["factors"]})
+    again = predict(str(tmp_path / "m"), str(tmp_path / "p"), echo=lambda s: None)
+    pd.testing.assert_frame_equal(again.forecasts.reset_index(drop=True),
+                                  res.forecasts.reset_index(drop=True))  # fmt: skip
