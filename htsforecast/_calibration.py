@@ -117,7 +117,9 @@ def interval_factors(
     if missing:
         raise DataError(f"interval calibration: the CV forecasts have no column(s) {missing}.")
     rows = []
-    for (model, method), part in cv_forecasts.groupby(_KEYS, sort=False, observed=True):
+    pipelines = cv_forecasts.groupby(_KEYS, sort=False, observed=True).indices
+    for (model, method), at in pipelines.items():  # one pipeline's rows copied at a time
+        part = cv_forecasts.take(at)
         steps = part["horizon"].to_numpy(dtype=np.int64)
         h = int(steps.max())
         chosen = "interval"
@@ -194,12 +196,16 @@ def _fit_factors(D, ok, e, P, w, steps, plan) -> tuple[np.ndarray, np.ndarray, f
     """Factors per step for the offsets ``D`` (rows ``ok``), their counts and the summed change
     of the loss from ``c = 0`` to the factors (the same baseline for every basis)."""
     h, pooled = plan
-    kink, jump, slope0, row = _pinball_terms(e[ok], D[ok], P, w[ok])
-    term_step = steps[ok][row]
-    slope_by_step = np.bincount(term_step, weights=slope0, minlength=h + 2)
-    order = np.lexsort((kink, term_step))  # by step, then kink: one sorted run per step
-    kink, jump, term_step = kink[order], jump[order], term_step[order]
-    bounds = np.searchsorted(term_step, np.arange(h + 2))  # run of step s: bounds[s]:bounds[s+1]
+    rows = np.flatnonzero(ok)
+    rows = rows[np.argsort(steps[rows], kind="stable")]  # by step, rows in order within one
+    bounds = np.searchsorted(steps[rows], np.arange(h + 2))  # step s: rows[bounds[s]:bounds[s+1]]
+    runs, slope_by_step = {}, np.zeros(h + 2)  # per step: sorted kinks, their jumps; slope at 0+
+    for j in range(1, h + 1):  # one step at a time: a step's terms are small (memory)
+        r = rows[bounds[j] : bounds[j + 1]]
+        kink, jump, slope0, _ = _pinball_terms(e[r], D[r], P, w[r])
+        order = np.argsort(kink, kind="stable")
+        runs[j] = (kink[order], jump[order])
+        slope_by_step[j] = np.bincount(np.zeros(slope0.size, np.int64), slope0, minlength=1)[0]
     factor, change = np.full(h, np.nan), 0.0
     n = np.bincount(steps[ok], minlength=h + 2)[1 : h + 1]  # rows per step 1..h
     if pooled:
@@ -207,10 +213,9 @@ def _fit_factors(D, ok, e, P, w, steps, plan) -> tuple[np.ndarray, np.ndarray, f
     for j in range(1, h + 1):
         if n[j - 1]:
             win = range(max(j - 1, 1), min(j + 1, h) + 1) if pooled else range(j, j + 1)
-            runs = [slice(bounds[s], bounds[s + 1]) for s in win]
-            k = np.concatenate([kink[r] for r in runs])
+            k = np.concatenate([runs[s][0] for s in win])
             merge = np.argsort(k, kind="stable")  # merges the sorted runs in linear time
-            k, a = k[merge], np.concatenate([jump[r] for r in runs])[merge]
+            k, a = k[merge], np.concatenate([runs[s][1] for s in win])[merge]
             slope = float(slope_by_step[list(win)].sum())
             factor[j - 1] = c = _argmin_sorted(k, a, slope)
             after = k > 0  # loss(c) - loss(0): the slope at 0+, plus each kink passed
@@ -376,11 +381,17 @@ def _row_scales(out, table, groups, scale) -> np.ndarray | None:
 
 
 def _nest(out: pd.DataFrame, levels: list[int], nonnegative: bool) -> None:
-    """Wider levels contain narrower ones; optionally no bound below 0 (in place)."""
-    lo = np.column_stack([out[f"yhat_lo_{lv}"].to_numpy(float) for lv in levels])
-    hi = np.column_stack([out[f"yhat_hi_{lv}"].to_numpy(float) for lv in levels])
-    lo, hi = np.fmin.accumulate(lo, axis=1), np.fmax.accumulate(hi, axis=1)
-    if nonnegative:
-        lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
-    for k, lv in enumerate(levels):
-        out[f"yhat_lo_{lv}"], out[f"yhat_hi_{lv}"] = lo[:, k], hi[:, k]
+    """Wider levels contain narrower ones; optionally no bound below 0 (in place).
+
+    ``levels`` ascending; one level's columns at a time (memory at M5 size).
+    """
+    lo_run = hi_run = None  # running min / max of the unclipped bounds (NaN ignored)
+    for lv in levels:
+        lo, hi = out[f"yhat_lo_{lv}"].to_numpy(float), out[f"yhat_hi_{lv}"].to_numpy(float)
+        lo_run = lo if lo_run is None else np.fmin(lo_run, lo)
+        hi_run = hi if hi_run is None else np.fmax(hi_run, hi)
+        if nonnegative:
+            out[f"yhat_lo_{lv}"], out[f"yhat_hi_{lv}"] = (np.maximum(lo_run, 0.0),
+                                                          np.maximum(hi_run, 0.0))  # fmt: skip
+        else:
+            out[f"yhat_lo_{lv}"], out[f"yhat_hi_{lv}"] = lo_run, hi_run

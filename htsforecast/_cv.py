@@ -92,8 +92,7 @@ class CVResult:
     @cached_property
     def forecasts(self) -> pd.DataFrame:
         """Every window's tidy forecasts with the actuals (see the class docstring)."""
-        frames = [_window_frame(w, self._hier.node_ids, self.level) for w in self._windows]
-        return pd.concat(frames, ignore_index=True)
+        return _forecast_frame(self._windows, self._hier.node_ids, self.level)
 
     @cached_property
     def by_horizon(self) -> pd.DataFrame:
@@ -422,32 +421,54 @@ def _warn_non_finite(values: np.ndarray) -> None:
         )
 
 
-def _window_frame(w: _Window, ids: list[str], levels: list[int]) -> pd.DataFrame:
-    """One window's tidy forecasts joined with the actuals."""
-    n, h = w.actual.shape
-    frames = []
-    for res in w.results:
-        out = pd.DataFrame(
-            {
-                "unique_id": np.repeat(np.asarray(ids, dtype=object), h),
-                "ds": np.tile(w.dates, n),
-                "model": res.model,
-                "method": res.method,
-                "yhat": res.ytilde.ravel(),
-            }
-        )
-        for lv in levels:
-            if lv in res.bounds:
-                out[f"yhat_lo_{lv}"] = res.bounds[lv][0].ravel()
-                out[f"yhat_hi_{lv}"] = res.bounds[lv][1].ravel()
-        frames.append(out)
-    fc = pd.concat(frames, ignore_index=True)
-    reps = len(fc) // (n * h)
-    return fc.assign(
-        y=np.tile(w.actual.ravel(), reps),
-        cutoff=w.cutoff,
-        horizon=pd.array(np.tile(np.arange(1, h + 1), n * reps), dtype="Int64"),
+def _forecast_frame(windows: list[_Window], ids: list[str], levels: list[int]) -> pd.DataFrame:
+    """Every window's tidy forecasts joined with the actuals, each column allocated once.
+
+    Rows: window, then method result, then node, then horizon step. A bound column a result
+    does not have is NaN there. (At M5 size the frame is ~1 GB; building it per result and
+    concatenating held three copies at once.)
+    """
+    ids_ = np.asarray(ids, dtype=object)
+    blocks = [(w, res) for w in windows for res in w.results]
+    if not blocks:
+        return pd.DataFrame(columns=["unique_id", "ds", "model", "method", "yhat", "y",
+                                     "cutoff", "horizon"])  # fmt: skip
+    size = [w.actual.size for w, _ in blocks]
+    bounds = [lv for lv in levels if any(lv in res.bounds for _, res in blocks)]
+
+    def column(part: Any, dtype: Any = None) -> np.ndarray:
+        out = np.concatenate([part(w, res, k) for (w, res), k in zip(blocks, size)])
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def steps(w: _Window) -> int:
+        return int(w.actual.shape[1])
+
+    cols: dict[str, Any] = {
+        "unique_id": column(lambda w, r, k: np.repeat(ids_, steps(w))),
+        "ds": column(lambda w, r, k: np.tile(w.dates, len(ids_))),
+        "model": column(lambda w, r, k: _filled(k, r.model)),
+        "method": column(lambda w, r, k: _filled(k, r.method)),
+        "yhat": column(lambda w, r, k: r.ytilde.ravel(), float),
+    }
+    for lv in bounds:
+        for side, name in ((0, "lo"), (1, "hi")):
+            cols[f"yhat_{name}_{lv}"] = column(
+                lambda w, r, k, lv=lv, side=side: r.bounds[lv][side].ravel()
+                if lv in r.bounds else np.full(k, np.nan), float
+            )  # fmt: skip
+    cols["y"] = column(lambda w, r, k: w.actual.ravel(), float)
+    cols["cutoff"] = pd.Index([w.cutoff for w, _ in blocks]).repeat(size)
+    cols["horizon"] = pd.array(
+        column(lambda w, r, k: np.tile(np.arange(1, steps(w) + 1), len(ids_))), dtype="Int64"
     )
+    return pd.DataFrame(cols, copy=False)
+
+
+def _filled(k: int, value: object) -> np.ndarray:
+    """``k`` references to the one object ``value`` (``np.full`` would make ``k`` copies of a str)."""
+    out = np.empty(k, dtype=object)
+    out[:] = [value]
+    return out
 
 
 def _horizon_scores(windows: list[_Window], hier: Any, spec: _Spec) -> pd.DataFrame:

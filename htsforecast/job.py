@@ -19,7 +19,7 @@ import json
 import platform
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -258,6 +258,7 @@ def run(
     n_dates = len(panel.dates)
     windows, step = _cv_windows(cfg, n_dates, h, m, panel.n_obs, echo)
     _notice_unused(data.df, hier.columns, cfg, echo)
+    data = replace(data, df=data.df.iloc[:0])  # its rows live on in the panel (memory at M5)
     echo(
         f"{hier.n_nodes} series ({hier.n_bottom} bottom) x {n_dates} periods, "
         f"formula {data.formula!r}, freq {data.freq}; h={h}, {windows} CV window(s) "
