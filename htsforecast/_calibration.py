@@ -175,7 +175,7 @@ def _crps_factors(part, level, steps, plan, scale, basis) -> tuple[np.ndarray, n
     terms = (e, P, w, steps, plan)
     if len(fits) == 1:
         chosen = next(iter(fits))
-        return (*_fit_factors(*fits[chosen], *terms)[:2], chosen)
+        return (*_fit_factors(*fits[chosen], *terms, loss=False)[:2], chosen)
     # "auto": each basis fitted on (a fixed random subset of at most _CHOICE_ROWS of) the rows,
     # the smaller minimised loss wins (both have one free factor per step); ties keep "interval"
     pick = np.arange(len(e))
@@ -185,16 +185,16 @@ def _crps_factors(part, level, steps, plan, scale, basis) -> tuple[np.ndarray, n
     tried = {b: _fit_factors(D_b[pick], ok[pick], *sub) for b, (D_b, ok) in fits.items()}
     chosen = min(tried, key=lambda b: tried[b][2])
     if len(pick) < len(e):
-        return (*_fit_factors(*fits[chosen], *terms)[:2], chosen)
+        return (*_fit_factors(*fits[chosen], *terms, loss=False)[:2], chosen)
     return (*tried[chosen][:2], chosen)
 
 
 _CHOICE_ROWS = 50_000  # rows per pipeline behind the "auto" choice of basis (its cost at M5 size)
 
 
-def _fit_factors(D, ok, e, P, w, steps, plan) -> tuple[np.ndarray, np.ndarray, float]:
-    """Factors per step for the offsets ``D`` (rows ``ok``), their counts and the summed change
-    of the loss from ``c = 0`` to the factors (the same baseline for every basis)."""
+def _fit_factors(D, ok, e, P, w, steps, plan, loss=True) -> tuple[np.ndarray, np.ndarray, float]:
+    """Factors per step for the offsets ``D`` (rows ``ok``), their counts and (``loss``) the
+    summed change of the loss from ``c = 0`` to the factors (the same baseline for any basis)."""
     h, pooled = plan
     rows = np.flatnonzero(ok)
     rows = rows[np.argsort(steps[rows], kind="stable")]  # by step, rows in order within one
@@ -218,6 +218,8 @@ def _fit_factors(D, ok, e, P, w, steps, plan) -> tuple[np.ndarray, np.ndarray, f
             k, a = k[merge], np.concatenate([runs[s][1] for s in win])[merge]
             slope = float(slope_by_step[list(win)].sum())
             factor[j - 1] = c = _argmin_sorted(k, a, slope)
+            if not loss:
+                continue
             after = k > 0  # loss(c) - loss(0): the slope at 0+, plus each kink passed
             change += slope * c + float(a[after] @ np.maximum(c - k[after], 0.0))
     return factor, n, change
@@ -320,14 +322,19 @@ def calibrate_intervals(
     levels = sorted(int(c.rsplit("_", 1)[1]) for c in out.columns if c.startswith("yhat_lo_"))
     if not levels or factors.empty:
         return out
-    step = out.groupby(["model", "method", "unique_id"], sort=False, observed=True)["ds"]
-    step = step.rank(method="first").astype(np.int64).to_numpy()
+    series = out.groupby(["model", "method", "unique_id"], sort=False, observed=True)
+    step = series["ds"].rank(method="first").astype(np.int64).to_numpy()
     table = factors.assign(model=factors["model"].astype(str), method=factors["method"].astype(str))
     for col, default in (("center", "midpoint"), ("basis", "interval")):
         if col not in table.columns:  # tables stored before the column existed
             table[col] = default
     groups = out.groupby(_KEYS, sort=False, observed=True).indices  # positions per pipeline
-    s = _row_scales(out, table, groups, scale)
+    s = _row_scales(series, table, groups, scale)
+    if s is not None:  # rows on the "scale" basis: with a scale, and without one (kept)
+        from scipy.stats import norm
+
+        on, off = np.flatnonzero(np.isfinite(s)), np.flatnonzero(np.isneginf(s))
+        s_on, yhat_on = s[on], out["yhat"].to_numpy(float)[on]
     top = int(step.max()) + 1 if len(step) else 1
     for lv in levels:
         c, point = np.full(len(out), np.nan), np.zeros(len(out), dtype=bool)
@@ -340,27 +347,25 @@ def calibrate_intervals(
             by_step[inside[keep]] = sel["factor"].to_numpy(dtype=float)[keep]
             c[rows] = by_step[step[rows]]
             point[rows] = bool((sel["center"] == "point").any())
-        lo, hi = out[f"yhat_lo_{lv}"].to_numpy(float), out[f"yhat_hi_{lv}"].to_numpy(float)
+        lo0, hi0 = out[f"yhat_lo_{lv}"].to_numpy(float), out[f"yhat_hi_{lv}"].to_numpy(float)
+        lo, hi = lo0, hi0
         mid = np.where(point, out["yhat"].to_numpy(float), (lo + hi) / 2)
         if s is not None:  # the "scale" basis: [ŷ - s z, ŷ + s z] before the factor
-            from scipy.stats import norm
-
-            on = np.isfinite(s)
-            half = np.where(on, s, 0.0) * norm.ppf(0.5 + lv / 200)
-            mid = np.where(on, out["yhat"].to_numpy(float), mid)
-            lo, hi = np.where(on, mid - half, lo), np.where(on, mid + half, hi)
-            c = np.where(np.isneginf(s), np.nan, c)  # a scale-basis node without a scale
+            half = s_on * norm.ppf(0.5 + lv / 200)
+            lo, hi = lo0.copy(), hi0.copy()
+            mid[on], lo[on], hi[on] = yhat_on, yhat_on - half, yhat_on + half
+            c[off] = np.nan
         ok = np.isfinite(c)
-        out[f"yhat_lo_{lv}"] = np.where(ok, mid + c * (lo - mid), out[f"yhat_lo_{lv}"])
-        out[f"yhat_hi_{lv}"] = np.where(ok, mid + c * (hi - mid), out[f"yhat_hi_{lv}"])
+        out[f"yhat_lo_{lv}"] = np.where(ok, mid + c * (lo - mid), lo0)
+        out[f"yhat_hi_{lv}"] = np.where(ok, mid + c * (hi - mid), hi0)
     _nest(out, levels, nonnegative)
     return out
 
 
-def _row_scales(out, table, groups, scale) -> np.ndarray | None:
-    """Per row of ``out``: the node's scale on the ``"scale"`` basis, ``-inf`` on such a row
-    without a positive scale (kept as it is), NaN on the ``"interval"`` basis; None if no
-    pipeline of ``out`` is on the ``"scale"`` basis."""
+def _row_scales(series, table, groups, scale) -> np.ndarray | None:
+    """Per row of the frame (grouped by ``series``: model, method, unique_id): the node's scale
+    on the ``"scale"`` basis, ``-inf`` on such a row without a positive scale (kept as it is),
+    NaN on the ``"interval"`` basis; None if no pipeline is on the ``"scale"`` basis."""
     on = table.loc[table["basis"] == "scale", _KEYS].drop_duplicates()
     keys = {(m, d) for m, d in on.itertuples(index=False)}
     rows = [r for key, r in groups.items() if (str(key[0]), str(key[1])) in keys]
@@ -372,11 +377,12 @@ def _row_scales(out, table, groups, scale) -> np.ndarray | None:
             f"{sorted(f'{m}/{d}' for m, d in keys)} are on the 'scale' basis and need the node "
             "scales they were fitted with (scale=, selection.json's calibration 'scale')."
         )
-    codes, uniq = pd.factorize(out["unique_id"])
-    per_node = pd.Series(scale, dtype=float).reindex(pd.Index(uniq).astype(str)).to_numpy()
-    per_node = np.where(np.isfinite(per_node) & (per_node > 0), per_node, -np.inf)
-    s, at = np.full(len(out), np.nan), np.concatenate(rows)
-    s[at] = per_node[codes[at]]
+    codes = series.ngroup().to_numpy()  # per row, its series (cheap: the groupby's own codes)
+    ids = series.size().index.get_level_values("unique_id").astype(str)  # same order
+    per_series = pd.Series(scale, dtype=float).reindex(ids).to_numpy()
+    per_series = np.where(np.isfinite(per_series) & (per_series > 0), per_series, -np.inf)
+    s, at = np.full(len(codes), np.nan), np.concatenate(rows)
+    s[at] = per_series[codes[at]]
     return s
 
 
