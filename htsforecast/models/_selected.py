@@ -295,8 +295,9 @@ class Selected:
             [score_errors(e, self.metric, sub, windows, self.season_length, per_window=True)
              for e in errors.values()], axis=-1,
         )  # fmt: skip  # (n_series, n_windows, n_candidates)
-        with np.errstate(invalid="ignore"):
-            scores = np.nanmean(np.where(np.isfinite(per_window), per_window, np.nan), axis=1)
+        finite = np.isfinite(per_window)  # the mean over windows of the finite scores, NaN if none
+        n_ok, total = finite.sum(axis=1), np.where(finite, per_window, 0.0).sum(axis=1)
+        scores = np.divide(total, n_ok, out=np.full(total.shape, np.nan), where=n_ok > 0)
         counts = np.column_stack([np.isfinite(e).all(axis=2).sum(axis=1) for e in errors.values()])
         eligible = np.isfinite(scores) & (counts == counts.max(axis=1, keepdims=True))
         masked = np.where(eligible, scores, np.inf)
