@@ -169,6 +169,7 @@ def tourism(n_jobs: int) -> None:
     print(f"  coverage 80 %: {sc['cov80']:.1f} (h=1 {sc['cov80_h1']:.1f}, h=8 {sc['cov80_h8']:.1f});"
           f" 95 %: {sc['cov95']:.1f} (h=1 {sc['cov95_h1']:.1f}, h=8 {sc['cov95_h8']:.1f})"
           "   goal 75-85 / 90-97, drop <= 10")  # fmt: skip
+    _calibration(res)
     _choices(res)
 
 
@@ -189,6 +190,7 @@ def prison(n_jobs: int) -> None:
     sc["crps_skill"] = float(np.nanmean(skill[np.isfinite(skill)]))
     _report("prison", res, secs, sc)
     _regret(res, Y, hier, cutoff, 4)
+    _calibration(res)
     _choices(res)
 
 
@@ -241,6 +243,18 @@ def _capture(*args, **kwargs):
 
 
 job.make_models = _capture
+
+
+def _calibration(res) -> None:
+    """The chosen pipeline's interval calibration (basis and factor per step) from the job."""
+    cal, sel = res.selection.get("calibration"), res.selection
+    if not cal:
+        return
+    f = pd.DataFrame(cal["factors"])
+    f = f[(f["model"] == sel["model"]) & (f["method"] == sel["method"])]
+    f = f[f["level"] == f["level"].min()]
+    basis = f["basis"].iloc[0] if "basis" in f else "interval"
+    print(f"  calibration ({basis} basis): width x " + " ".join(f"{c:.2f}" for c in f["factor"]))
 
 
 def _choices(res) -> None:
