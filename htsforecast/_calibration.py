@@ -329,15 +329,12 @@ def calibrate_intervals(
         if col not in table.columns:  # tables stored before the column existed
             table[col] = default
     groups = out.groupby(_KEYS, sort=False, observed=True).indices  # positions per pipeline
-    s = _row_scales(series, table, groups, scale)
-    if s is not None:  # rows on the "scale" basis: with a scale, and without one (kept)
-        from scipy.stats import norm
-
-        on, off = np.flatnonzero(np.isfinite(s)), np.flatnonzero(np.isneginf(s))
-        s_on, yhat_on = s[on], out["yhat"].to_numpy(float)[on]
+    scales = _pipeline_scales(series, table, groups, scale)
+    yhat = out["yhat"].to_numpy(float)
     top = int(step.max()) + 1 if len(step) else 1
-    for lv in levels:
-        c, point = np.full(len(out), np.nan), np.zeros(len(out), dtype=bool)
+    for lv in levels:  # one level, then one pipeline's rows at a time (memory at M5 size)
+        lo, hi = out[f"yhat_lo_{lv}"].to_numpy(float), out[f"yhat_hi_{lv}"].to_numpy(float)
+        new_lo, new_hi = lo.copy(), hi.copy()
         for key, rows in groups.items():
             sel = table[(table["model"] == str(key[0])) & (table["method"] == str(key[1]))
                         & (table["level"] == lv)]  # fmt: skip
@@ -345,32 +342,31 @@ def calibrate_intervals(
             inside = sel["horizon"].to_numpy(dtype=np.int64)
             keep = (inside >= 0) & (inside < top)
             by_step[inside[keep]] = sel["factor"].to_numpy(dtype=float)[keep]
-            c[rows] = by_step[step[rows]]
-            point[rows] = bool((sel["center"] == "point").any())
-        lo0, hi0 = out[f"yhat_lo_{lv}"].to_numpy(float), out[f"yhat_hi_{lv}"].to_numpy(float)
-        lo, hi = lo0, hi0
-        mid = np.where(point, out["yhat"].to_numpy(float), (lo + hi) / 2)
-        if s is not None:  # the "scale" basis: [ŷ - s z, ŷ + s z] before the factor
-            half = s_on * norm.ppf(0.5 + lv / 200)
-            lo, hi = lo0.copy(), hi0.copy()
-            mid[on], lo[on], hi[on] = yhat_on, yhat_on - half, yhat_on + half
-            c[off] = np.nan
-        ok = np.isfinite(c)
-        out[f"yhat_lo_{lv}"] = np.where(ok, mid + c * (lo - mid), lo0)
-        out[f"yhat_hi_{lv}"] = np.where(ok, mid + c * (hi - mid), hi0)
+            c = by_step[step[rows]]
+            if key in scales:  # the "scale" basis: ŷ -/+ c s z (nodes without a scale kept)
+                from scipy.stats import norm
+
+                ok = np.isfinite(c) & np.isfinite(scales[key])
+                r, half = rows[ok], c[ok] * scales[key][ok] * norm.ppf(0.5 + lv / 200)
+                new_lo[r], new_hi[r] = yhat[r] - half, yhat[r] + half
+                continue
+            ok = np.isfinite(c)
+            r, c = rows[ok], c[ok]
+            mid = yhat[r] if (sel["center"] == "point").any() else (lo[r] + hi[r]) / 2
+            new_lo[r], new_hi[r] = mid + c * (lo[r] - mid), mid + c * (hi[r] - mid)
+        out[f"yhat_lo_{lv}"], out[f"yhat_hi_{lv}"] = new_lo, new_hi
     _nest(out, levels, nonnegative)
     return out
 
 
-def _row_scales(series, table, groups, scale) -> np.ndarray | None:
-    """Per row of the frame (grouped by ``series``: model, method, unique_id): the node's scale
-    on the ``"scale"`` basis, ``-inf`` on such a row without a positive scale (kept as it is),
-    NaN on the ``"interval"`` basis; None if no pipeline is on the ``"scale"`` basis."""
+def _pipeline_scales(series, table, groups, scale) -> dict:
+    """``{(model, method): node scale of each of its rows}`` for the pipelines on the
+    ``"scale"`` basis (NaN where a node has no positive scale: its intervals are kept)."""
     on = table.loc[table["basis"] == "scale", _KEYS].drop_duplicates()
     keys = {(m, d) for m, d in on.itertuples(index=False)}
-    rows = [r for key, r in groups.items() if (str(key[0]), str(key[1])) in keys]
-    if not rows:
-        return None
+    mine = [key for key in groups if (str(key[0]), str(key[1])) in keys]
+    if not mine:
+        return {}
     if scale is None:
         raise DataError(
             "calibrate_intervals: the factors of "
@@ -380,10 +376,8 @@ def _row_scales(series, table, groups, scale) -> np.ndarray | None:
     codes = series.ngroup().to_numpy()  # per row, its series (cheap: the groupby's own codes)
     ids = series.size().index.get_level_values("unique_id").astype(str)  # same order
     per_series = pd.Series(scale, dtype=float).reindex(ids).to_numpy()
-    per_series = np.where(np.isfinite(per_series) & (per_series > 0), per_series, -np.inf)
-    s, at = np.full(len(codes), np.nan), np.concatenate(rows)
-    s[at] = per_series[codes[at]]
-    return s
+    per_series[~(per_series > 0) | ~np.isfinite(per_series)] = np.nan
+    return {key: per_series[codes[groups[key]]] for key in mine}
 
 
 def _nest(out: pd.DataFrame, levels: list[int], nonnegative: bool) -> None:
