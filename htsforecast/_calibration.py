@@ -41,7 +41,7 @@ the horizon. Levels stay nested.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -157,35 +157,36 @@ def _crps_factors(part, level, steps, plan, scale, basis) -> tuple[np.ndarray, n
             probs.append(p)
             dev.append(part[col].to_numpy(dtype=float) - yhat)
     D, P = np.column_stack(dev), np.asarray(probs)
+    del dev  # the columns live on in D only
     s, w = np.full(len(part), np.nan), np.ones(len(part))
     if scale is not None:
         s = part["unique_id"].astype(str).map(scale).to_numpy(dtype=float)
         w = np.where(np.isfinite(s) & (s > 0), 1.0 / np.where(s > 0, s, 1.0), 1.0)
-    fits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    if basis in ("interval", "auto"):
-        fits["interval"] = (
-            D,
-            np.isfinite(e) & np.isfinite(D).all(axis=1) & (np.abs(D).sum(axis=1) > 0),
-        )
+    fits: dict[str, Callable[[np.ndarray | slice], tuple[np.ndarray, np.ndarray]]] = {}
+    if basis in ("interval", "auto"):  # offsets and usable rows of each basis, for some rows
+        fits["interval"] = lambda r: (D[r], np.isfinite(e[r]) & np.isfinite(D[r]).all(axis=1)
+                                      & (np.abs(D[r]).sum(axis=1) > 0))  # fmt: skip
     if basis in ("scale", "auto") and scale is not None:
         from scipy.stats import norm
 
-        has = np.isfinite(s) & (s > 0)
-        fits["scale"] = (np.where(has, s, 0.0)[:, None] * norm.ppf(P), np.isfinite(e) & has)
+        has, z = np.isfinite(s) & (s > 0), norm.ppf(P)
+        fits["scale"] = lambda r: (np.where(has[r], s[r], 0.0)[:, None] * z,
+                                   np.isfinite(e[r]) & has[r])  # fmt: skip
     terms = (e, P, w, steps, plan)
     if len(fits) == 1:
         chosen = next(iter(fits))
-        return (*_fit_factors(*fits[chosen], *terms, loss=False)[:2], chosen)
+        return (*_fit_factors(*fits[chosen](slice(None)), *terms, loss=False)[:2], chosen)
     # "auto": each basis fitted on (a fixed random subset of at most _CHOICE_ROWS of) the rows,
-    # the smaller minimised loss wins (both have one free factor per step); ties keep "interval"
+    # the smaller minimised loss wins (both have one free factor per step); ties keep "interval".
+    # Only the chosen basis's offsets are then built for every row (memory at M5 size).
     pick = np.arange(len(e))
     if len(e) > _CHOICE_ROWS:
         pick = np.sort(np.random.default_rng(0).choice(len(e), _CHOICE_ROWS, replace=False))
     sub = (e[pick], P, w[pick], steps[pick], plan)
-    tried = {b: _fit_factors(D_b[pick], ok[pick], *sub) for b, (D_b, ok) in fits.items()}
+    tried = {b: _fit_factors(*offsets(pick), *sub) for b, offsets in fits.items()}
     chosen = min(tried, key=lambda b: tried[b][2])
     if len(pick) < len(e):
-        return (*_fit_factors(*fits[chosen], *terms, loss=False)[:2], chosen)
+        return (*_fit_factors(*fits[chosen](slice(None)), *terms, loss=False)[:2], chosen)
     return (*tried[chosen][:2], chosen)
 
 
@@ -329,7 +330,7 @@ def calibrate_intervals(
         if col not in table.columns:  # tables stored before the column existed
             table[col] = default
     groups = out.groupby(_KEYS, sort=False, observed=True).indices  # positions per pipeline
-    scales = _pipeline_scales(series, table, groups, scale)
+    scales = _pipeline_scales(out, table, groups, scale)
     yhat = out["yhat"].to_numpy(float)
     top = int(step.max()) + 1 if len(step) else 1
     for lv in levels:  # one level, then one pipeline's rows at a time (memory at M5 size)
@@ -359,7 +360,7 @@ def calibrate_intervals(
     return out
 
 
-def _pipeline_scales(series, table, groups, scale) -> dict:
+def _pipeline_scales(out, table, groups, scale) -> dict:
     """``{(model, method): node scale of each of its rows}`` for the pipelines on the
     ``"scale"`` basis (NaN where a node has no positive scale: its intervals are kept)."""
     on = table.loc[table["basis"] == "scale", _KEYS].drop_duplicates()
@@ -373,11 +374,15 @@ def _pipeline_scales(series, table, groups, scale) -> dict:
             f"{sorted(f'{m}/{d}' for m, d in keys)} are on the 'scale' basis and need the node "
             "scales they were fitted with (scale=, selection.json's calibration 'scale')."
         )
-    codes = series.ngroup().to_numpy()  # per row, its series (cheap: the groupby's own codes)
-    ids = series.size().index.get_level_values("unique_id").astype(str)  # same order
-    per_series = pd.Series(scale, dtype=float).reindex(ids).to_numpy()
-    per_series[~(per_series > 0) | ~np.isfinite(per_series)] = np.nan
-    return {key: per_series[codes[groups[key]]] for key in mine}
+    known = pd.Series(scale, dtype=float)
+    known = known[np.isfinite(known.to_numpy()) & (known.to_numpy() > 0)]
+    values = np.r_[known.to_numpy(), np.nan]  # position -1 (an unknown node): NaN
+    lookup, ids = pd.Index(known.index.astype(str)), out["unique_id"].to_numpy()
+    found = {}
+    for key in mine:  # one pipeline's ids at a time (no row-wide arrays at M5 size)
+        own = pd.Index(ids[groups[key]])
+        found[key] = values[lookup.get_indexer(own if own.dtype == object else own.astype(str))]
+    return found
 
 
 def _nest(out: pd.DataFrame, levels: list[int], nonnegative: bool) -> None:
