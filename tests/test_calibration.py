@@ -309,3 +309,26 @@ def test_predict_reapplies_the_run_calibration(sales_csv, tmp_path) -> None:
     again = predict(str(tmp_path / "m"), str(tmp_path / "p"), echo=lambda s: None)
     pd.testing.assert_frame_equal(again.forecasts.reset_index(drop=True),
                                   res.forecasts.reset_index(drop=True))  # fmt: skip
+
+
+def test_predict_reapplies_scale_basis_factors_from_selection_json(sales_csv, tmp_path, monkeypatch):
+    # force the scale basis in the job (its "auto" choice keeps the own widths on this data):
+    # the node scales must travel in selection.json so predict rebuilds the same intervals
+    import htsforecast._calibration as cal_mod
+    from htsforecast.job import predict
+
+    fit = cal_mod.interval_factors
+    monkeypatch.setattr(cal_mod, "interval_factors", lambda *a, **k: fit(*a, **{**k, "basis": "scale"}))
+    common = dict(data=str(sales_csv), formula="g", freq="MS", h=4, models=("naive",),
+                  methods=("bu", "ols"), cv_windows=2, level=(80, 95), n_jobs=1, plots=False,
+                  nonnegative=False)  # fmt: skip
+    res = run(RunConfig(out=str(tmp_path / "o"), save_model=str(tmp_path / "m"), **common),
+              echo=lambda s: None)  # fmt: skip
+    saved = json.loads((tmp_path / "o" / "selection.json").read_text())["calibration"]
+    assert {r["basis"] for r in saved["factors"]} == {"scale"}
+    assert sorted(saved["scale"]) == sorted(res.forecasts["unique_id"].unique())
+    again = predict(str(tmp_path / "m"), str(tmp_path / "p"), echo=lambda s: None)
+    pd.testing.assert_frame_equal(again.forecasts.reset_index(drop=True),
+                                  res.forecasts.reset_index(drop=True))  # fmt: skip
+    off = run(RunConfig(out=str(tmp_path / "off"), calibrate=False, **common), echo=lambda s: None)
+    assert not np.allclose(off.forecasts["yhat_hi_80"], res.forecasts["yhat_hi_80"])
