@@ -203,10 +203,9 @@ def _fit_factors(D, ok, e, P, w, steps, plan, loss=True) -> tuple[np.ndarray, np
     runs, slope_by_step = {}, np.zeros(h + 2)  # per step: sorted kinks, their jumps; slope at 0+
     for j in range(1, h + 1):  # one step at a time: a step's terms are small (memory)
         r = rows[bounds[j] : bounds[j + 1]]
-        kink, jump, slope0, _ = _pinball_terms(e[r], D[r], P, w[r])
+        kink, jump, slope0 = _pinball_terms(e[r], D[r], P, w[r])
         order = np.argsort(kink, kind="stable")
-        runs[j] = (kink[order], jump[order])
-        slope_by_step[j] = np.bincount(np.zeros(slope0.size, np.int64), slope0, minlength=1)[0]
+        runs[j], slope_by_step[j] = (kink[order], jump[order]), slope0.sum()
     factor, change = np.full(h, np.nan), 0.0
     n = np.bincount(steps[ok], minlength=h + 2)[1 : h + 1]  # rows per step 1..h
     if pooled:
@@ -231,13 +230,12 @@ _C_LO, _C_HI = 1 / 50, 50.0  # the range of a calibration factor
 
 def _pinball_terms(
     e: np.ndarray, D: np.ndarray, P: np.ndarray, w: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Kinks, slope jumps and slopes at ``c = 0+`` of ``w_i pinball_p(e_i - c D_ip)``.
 
     Each term is piecewise linear in ``c`` with one kink at ``e / d``, where its slope rises by
     ``w |d|``; at ``c = 0+`` its slope is ``-w p d`` if ``e - 0+ d > 0`` and ``w (1 - p) d``
-    otherwise. Terms with ``d = 0`` or ``w = 0`` do not depend on ``c`` and are dropped; ``row``
-    is each term's row of ``D``.
+    otherwise. Terms with ``d = 0`` or ``w = 0`` do not depend on ``c`` and are dropped.
     """
     q = D.shape[1]
     d, ee = D.ravel(), np.repeat(e, q)
@@ -246,7 +244,7 @@ def _pinball_terms(
     d, ee, p, a = d[keep], ee[keep], p[keep], a[keep]
     positive = (ee > 0) | ((ee == 0) & (d < 0))  # sign of the residual just above c = 0
     slope0 = a * np.where(positive, -p * d, (1 - p) * d)
-    return ee / d, a * np.abs(d), slope0, np.repeat(np.arange(D.shape[0]), q)[keep]
+    return ee / d, a * np.abs(d), slope0
 
 
 def _argmin_sorted(kink: np.ndarray, jump: np.ndarray, slope: float) -> float:
@@ -333,6 +331,8 @@ def calibrate_intervals(
     scales = _pipeline_scales(out, table, groups, scale)
     yhat = out["yhat"].to_numpy(float)
     top = int(step.max()) + 1 if len(step) else 1
+    lo_run: np.ndarray | None = None  # bounds of the narrower levels so far (unclipped)
+    hi_run: np.ndarray | None = None
     for lv in levels:  # one level, then one pipeline's rows at a time (memory at M5 size)
         lo, hi = out[f"yhat_lo_{lv}"].to_numpy(float), out[f"yhat_hi_{lv}"].to_numpy(float)
         new_lo, new_hi = lo.copy(), hi.copy()
@@ -355,8 +355,13 @@ def calibrate_intervals(
             r, c = rows[ok], c[ok]
             mid = yhat[r] if (sel["center"] == "point").any() else (lo[r] + hi[r]) / 2
             new_lo[r], new_hi[r] = mid + c * (lo[r] - mid), mid + c * (hi[r] - mid)
+        if lo_run is not None and hi_run is not None:  # a wider level contains narrower ones
+            np.fmin(new_lo, lo_run, out=new_lo)
+            np.fmax(new_hi, hi_run, out=new_hi)
+        lo_run, hi_run = new_lo, new_hi
+        if nonnegative:
+            new_lo, new_hi = np.maximum(new_lo, 0.0), np.maximum(new_hi, 0.0)
         out[f"yhat_lo_{lv}"], out[f"yhat_hi_{lv}"] = new_lo, new_hi
-    _nest(out, levels, nonnegative)
     return out
 
 
@@ -383,20 +388,3 @@ def _pipeline_scales(out, table, groups, scale) -> dict:
         own = pd.Index(ids[groups[key]])
         found[key] = values[lookup.get_indexer(own if own.dtype == object else own.astype(str))]
     return found
-
-
-def _nest(out: pd.DataFrame, levels: list[int], nonnegative: bool) -> None:
-    """Wider levels contain narrower ones; optionally no bound below 0 (in place).
-
-    ``levels`` ascending; one level's columns at a time (memory at M5 size).
-    """
-    lo_run = hi_run = None  # running min / max of the unclipped bounds (NaN ignored)
-    for lv in levels:
-        lo, hi = out[f"yhat_lo_{lv}"].to_numpy(float), out[f"yhat_hi_{lv}"].to_numpy(float)
-        lo_run = lo if lo_run is None else np.fmin(lo_run, lo)
-        hi_run = hi if hi_run is None else np.fmax(hi_run, hi)
-        if nonnegative:
-            out[f"yhat_lo_{lv}"], out[f"yhat_hi_{lv}"] = (np.maximum(lo_run, 0.0),
-                                                          np.maximum(hi_run, 0.0))  # fmt: skip
-        else:
-            out[f"yhat_lo_{lv}"], out[f"yhat_hi_{lv}"] = lo_run, hi_run

@@ -428,47 +428,36 @@ def _forecast_frame(windows: list[_Window], ids: list[str], levels: list[int]) -
     does not have is NaN there. (At M5 size the frame is ~1 GB; building it per result and
     concatenating held three copies at once.)
     """
-    ids_ = np.asarray(ids, dtype=object)
     blocks = [(w, res) for w in windows for res in w.results]
     if not blocks:
         return pd.DataFrame(columns=["unique_id", "ds", "model", "method", "yhat", "y",
                                      "cutoff", "horizon"])  # fmt: skip
     size = [w.actual.size for w, _ in blocks]
-    bounds = [lv for lv in levels if any(lv in res.bounds for _, res in blocks)]
-
-    def column(part: Any, dtype: Any = None) -> np.ndarray:
-        out = np.concatenate([part(w, res, k) for (w, res), k in zip(blocks, size)])
-        return out if dtype is None else out.astype(dtype, copy=False)
-
-    def steps(w: _Window) -> int:
-        return int(w.actual.shape[1])
-
-    cols: dict[str, Any] = {
-        "unique_id": column(lambda w, r, k: np.repeat(ids_, steps(w))),
-        "ds": column(lambda w, r, k: np.tile(w.dates, len(ids_))),
-        "model": column(lambda w, r, k: _filled(k, r.model)),
-        "method": column(lambda w, r, k: _filled(k, r.method)),
-        "yhat": column(lambda w, r, k: r.ytilde.ravel(), float),
-    }
-    for lv in bounds:
-        for side, name in ((0, "lo"), (1, "hi")):
-            cols[f"yhat_{name}_{lv}"] = column(
-                lambda w, r, k, lv=lv, side=side: r.bounds[lv][side].ravel()
-                if lv in r.bounds else np.full(k, np.nan), float
-            )  # fmt: skip
-    cols["y"] = column(lambda w, r, k: w.actual.ravel(), float)
+    bounds = [f"yhat_{side}_{lv}" for lv in levels if any(lv in r.bounds for _, r in blocks)
+              for side in ("lo", "hi")]  # fmt: skip
+    total, ids_ = sum(size), np.asarray(ids, dtype=object)
+    cols: dict[str, Any] = {"unique_id": np.empty(total, dtype=object),
+                            "ds": np.empty(total, dtype=windows[0].dates.dtype),
+                            "model": np.empty(total, dtype=object),
+                            "method": np.empty(total, dtype=object),
+                            **{c: np.full(total, np.nan) for c in ["yhat", *bounds, "y"]}}  # fmt: skip
+    horizon = np.empty(total, dtype=np.int64)
+    at = 0
+    for (w, res), k in zip(blocks, size, strict=True):
+        n, h = w.actual.shape
+        rows = slice(at, at + k)
+        at += k
+        cols["unique_id"][rows] = np.repeat(ids_, h)
+        cols["ds"][rows] = np.tile(w.dates, n)
+        horizon[rows] = np.tile(np.arange(1, h + 1), n)
+        cols["model"][rows], cols["method"][rows] = [res.model], [res.method]  # one str object
+        cols["yhat"][rows], cols["y"][rows] = res.ytilde.ravel(), w.actual.ravel()
+        for lv, (lo, hi) in res.bounds.items():
+            if f"yhat_lo_{lv}" in cols:
+                cols[f"yhat_lo_{lv}"][rows], cols[f"yhat_hi_{lv}"][rows] = lo.ravel(), hi.ravel()
     cols["cutoff"] = pd.Index([w.cutoff for w, _ in blocks]).repeat(size)
-    cols["horizon"] = pd.array(
-        column(lambda w, r, k: np.tile(np.arange(1, steps(w) + 1), len(ids_))), dtype="Int64"
-    )
+    cols["horizon"] = pd.array(horizon, dtype="Int64")
     return pd.DataFrame(cols, copy=False)
-
-
-def _filled(k: int, value: object) -> np.ndarray:
-    """``k`` references to the one object ``value`` (``np.full`` would make ``k`` copies of a str)."""
-    out = np.empty(k, dtype=object)
-    out[:] = [value]
-    return out
 
 
 def _horizon_scores(windows: list[_Window], hier: Any, spec: _Spec) -> pd.DataFrame:

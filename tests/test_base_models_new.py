@@ -181,13 +181,18 @@ def test_selected_never_sees_the_test_period_and_is_deterministic() -> None:
     pd.testing.assert_frame_equal(base.forecasts, third.forecasts)
 
 
-def test_selected_routes_intermittent_nodes() -> None:
-    rng = np.random.default_rng(1)
+def _with_sparse(seed: int) -> Panel:
+    """Two regular series ``s0``, ``s1`` and an intermittent one, ``sparse`` (about 70 % zeros)."""
+    rng = np.random.default_rng(seed)
     df = _frame(2, 24)
     sparse = df[df["unique_id"] == "s0"].assign(
         unique_id="sparse", y=(rng.random(24) < 0.3) * rng.integers(1, 4, 24).astype(float)
     )
-    p = _panel(pd.concat([df, sparse]))
+    return _panel(pd.concat([df, sparse]))
+
+
+def test_selected_routes_intermittent_nodes() -> None:
+    p = _with_sparse(seed=1)
     sel = Selected({"naive": Naive()}, intermittent={"mean": Mean()}, n_windows=1)
     out = sel.fit_predict(p, 2, (), EX)
     choices = sel.choices_.set_index("unique_id")
@@ -455,12 +460,7 @@ def test_selected_memoises_statsforecast_fits_per_series() -> None:
 def test_auto_combines_on_regular_nodes_and_chooses_on_intermittent_ones() -> None:
     from htsforecast.models import auto_model
 
-    rng = np.random.default_rng(3)
-    df = _frame(2, 24)
-    sparse = df[df["unique_id"] == "s0"].assign(
-        unique_id="sparse", y=(rng.random(24) < 0.3) * rng.integers(1, 4, 24).astype(float)
-    )
-    p = _panel(pd.concat([df, sparse]))
+    p = _with_sparse(seed=3)
     auto = auto_model(4)
     out = auto.fit_predict(p, 4, (80,), EX)
     again = auto_model(4).fit_predict(p, 4, (80,), EX)

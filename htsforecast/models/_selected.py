@@ -285,12 +285,12 @@ class Selected:
         cache: _FitCache,
     ) -> tuple[np.ndarray, pd.DataFrame]:
         """Index of the chosen candidate per series of ``sub`` and the score table."""
-        if len(cands) == 1:  # nothing to choose: no backtest (its scores would be unused)
-            errors = {name: np.full((sub.n_series, 1, h), np.nan) for name in cands}
-            windows = cut_windows(sub, h, 1)
-        else:
-            windows = cut_windows(sub, h, self.n_windows, self.step)
-            errors = backtest_errors(sub, cands, windows, h, executor, cache.fit, level)
+        if len(cands) == 1:  # nothing to choose: no backtest, no scores
+            first = np.zeros(sub.n_series, dtype=np.int64)
+            return first, self._table(sub, list(cands), np.full((sub.n_series, 1), np.nan),
+                                      first, first)  # fmt: skip
+        windows = cut_windows(sub, h, self.n_windows, self.step)
+        errors = backtest_errors(sub, cands, windows, h, executor, cache.fit, level)
         per_window = np.stack(
             [score_errors(e, self.metric, sub, windows, self.season_length, per_window=True)
              for e in errors.values()], axis=-1,
@@ -303,13 +303,19 @@ class Selected:
         masked = np.where(eligible, scores, np.inf)
         best = np.where(eligible.any(axis=1), np.argmin(masked, axis=1), 0)
         choice = self._keep_preferred(best, per_window, eligible, list(cands))
-        names = np.asarray(list(cands), dtype=object)
+        return choice, self._table(sub, list(cands), scores, best, choice)
+
+    def _table(
+        self, sub: Panel, cands: list[str], scores: np.ndarray, best: np.ndarray, choice: np.ndarray
+    ) -> pd.DataFrame:
+        """``unique_id, model, [best,] score[<candidate>]...`` of one group's nodes."""
+        names = np.asarray(cands, dtype=object)
         table = pd.DataFrame(scores, columns=[f"score[{n}]" for n in cands])
         if self.prefer is not None:
             table.insert(0, "best", names[best])
         table.insert(0, "model", names[choice])
         table.insert(0, "unique_id", sub.ids.astype(str))
-        return choice, table
+        return table
 
     def _keep_preferred(
         self, best: np.ndarray, per_window: np.ndarray, eligible: np.ndarray, names: list[str]
